@@ -1,0 +1,1 @@
+# src/core/boot.mk (see src/core/Makefile.include)

@@ -1,0 +1,1 @@
+# src/core/comm.mk (see src/core/Makefile.include)

@@ -1,0 +1,1 @@
+# src/core/envelope.mk (see src/core/Makefile.include)

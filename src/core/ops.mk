@@ -1,0 +1,1 @@
+# src/core/ops.mk (see src/core/Makefile.include)
