@@ -1,1 +1,2 @@
-# src/core/boot.mk (see src/core/Makefile.include)
+# src/core/boot.mk: bootstrap methods (see src/core/bootstrap.c).
+libnumpush_la_SOURCES += src/core/bootstrap.c
