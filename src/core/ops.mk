@@ -13,7 +13,7 @@ libnumpush_la_SOURCES += \
 # No -march: the avx2 clone is chosen at run time (see reduce_kernels.c).
 noinst_LTLIBRARIES += libnpi_kernels.la
 libnpi_kernels_la_SOURCES = src/core/reduce_kernels.c src/core/reduce_kernels.h
-libnpi_kernels_la_CFLAGS = $(AM_CFLAGS) -O3 -ftree-vectorize -fvect-cost-model=dynamic \
+libnpi_kernels_la_CFLAGS = $(AM_CFLAGS) -O3 -ftree-vectorize $(NPI_VECT_CFLAGS) \
 	-ffp-contract=off
 libnumpush_la_LIBADD += libnpi_kernels.la
 
