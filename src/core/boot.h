@@ -12,7 +12,7 @@
 #include "npi.h"
 
 #define NPI_BOOT_NODE_MAX 64
-#define NPI_BOOT_JOB_MAX 24
+#define NPI_BOOT_JOB_MAX  24
 
 typedef struct npi_boot npi_boot;
 
@@ -47,6 +47,10 @@ struct npi_boot {
     char job[NPI_BOOT_JOB_MAX];   /* job id, unique per job on a node; names segments */
     const npi_boot_ops *ops;
     void *impl;
+    /* False only for a bare NUMPUSH_RANK/NUMPUSH_SIZE environment without
+     * NUMPUSH_ROOT or numpush-run: put/get/fence then fail with
+     * NP_ERR_NOT_IMPLEMENTED and the job is taken to be on one node. */
+    bool has_store;
 };
 
 /* Fill b from whichever launcher started this process; see bootstrap.c for
@@ -56,5 +60,10 @@ void npi_boot_finalize(npi_boot *b);
 
 /* The bootstrap of this process after np_init, or NULL. */
 npi_boot *npi_boot_self(void);
+
+/* The name of the method in use ("numpush-run", "pmix", "pmi1", "env",
+ * "singleton"), else of the last one used, else NULL.  numpush-info also gets
+ * npi_info_bootstrap(FILE *), defined in bootstrap.c. */
+const char *npi_boot_method_name(void);
 
 #endif

@@ -13,12 +13,28 @@
     X(NUMPUSH_DEBUG, "0", "1 prints bootstrap and algorithm choices to stderr")                    \
     /* bootstrap (src/core/boot_*.c) */                                                            \
     X(NUMPUSH_NODE, "", "node name override (default: hostname); ranks with equal names share memory") \
+    X(NUMPUSH_BOOT, "", "force a bootstrap method: numpush-run, pmix, pmi1, env or singleton") \
+    X(NUMPUSH_BOOT_TIMEOUT, "60", "seconds a bootstrap get or fence waits for the other ranks") \
+    X(NUMPUSH_ROOT, "", "env:// rendezvous host:port; rank 0 serves the store there (with NUMPUSH_RANK, NUMPUSH_SIZE)") \
     /* shared memory (src/shm) */                                                                  \
     X(NUMPUSH_SPIN, "2000", "polls of a flag before a waiting rank yields its core")              \
     X(NUMPUSH_CMA, "auto", "single-copy via process_vm_readv: auto, 1 (force) or 0 (cells only)")   \
     X(NUMPUSH_TOPOLOGY, "", "hwloc synthetic description or XML file to use instead of the machine's") \
+    X(NUMPUSH_SHM_EAGER, "16384", "bytes per rank a collective carries in one flag round (eager area)") \
+    X(NUMPUSH_SHM_CELL, "131072", "bytes per pipelined shared-memory cell (two per rank)")        \
     /* collectives (src/coll/decide.c) */                                                          \
+    X(NUMPUSH_BARRIER_ALG, "", "force the barrier algorithm: flags (default: the decision table)") \
+    X(NUMPUSH_BCAST_ALG, "", "force the bcast algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_SCATTER_ALG, "", "force the scatter algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_SCATTERV_ALG, "", "force the scatterv algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_GATHER_ALG, "", "force the gather algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_GATHERV_ALG, "", "force the gatherv algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_ALLREDUCE_ALG, "", "force the allreduce algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_REDUCE_ALG, "", "force the reduce algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_ALLGATHER_ALG, "", "force the allgather algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_ALLTOALL_ALG, "", "force the alltoall algorithm: eager, cells or cma (default: the decision table)") \
     /* fabric (src/fabric) */                                                                      \
-    X(NUMPUSH_FABRIC, "", "force a transport between nodes: tcp, zmq, tipc or ofi")
+    X(NUMPUSH_FABRIC, "", "force a transport between nodes: tcp, zmq, tipc or ofi")           \
+    X(NUMPUSH_TCP_IF, "", "tcp/zmq listen address: interface name, IPv4 address or network (198.18.0.0/15); default: the host name's address, else 127.0.0.1")
 
 #endif
