@@ -1,0 +1,800 @@
+"""Communicators: mpi4py's Comm shape over numpush's C collectives.
+
+Lowercase methods move Python objects; ndarrays, Series and DataFrames travel
+as a msgpack envelope plus their raw blocks (see numpush.codec), everything
+else as pickle protocol 5 with out-of-band buffers.  Uppercase methods work
+in place on buffer-protocol objects (numpy arrays, bytearray, memoryview,
+array.array) or on mpi4py-style buffer specs ``[buf, type]``,
+``[buf, count, type]``, ``[buf, (counts, displs), type]``.
+"""
+
+import functools
+import hashlib
+import operator
+
+import msgpack
+import numpy as np
+
+from . import codec
+from .errors import Error
+
+try:
+    import pandas as pd
+except ImportError:  # pragma: no cover
+    pd = None
+
+_core = None  # set by numpush/__init__.py
+
+# ------------------------------------------------------------------ dtypes
+
+BYTE_CODE = 13
+_DTYPE_CODES = {
+    np.dtype(np.int8): 0, np.dtype(np.int16): 1, np.dtype(np.int32): 2,
+    np.dtype(np.int64): 3, np.dtype(np.uint8): 4, np.dtype(np.uint16): 5,
+    np.dtype(np.uint32): 6, np.dtype(np.uint64): 7, np.dtype(np.float32): 8,
+    np.dtype(np.float64): 9, np.dtype(np.complex64): 10, np.dtype(np.complex128): 11,
+    np.dtype(np.bool_): 12,
+}
+_NUMERIC_KINDS = "biufc"
+
+
+def dtype_code(dt):
+    """numpush's dtype code for a numpy dtype; None if numpush has no such
+    element type (such data still moves, as bytes, but cannot be reduced)."""
+    return _DTYPE_CODES.get(dt)
+
+
+# ------------------------------------------------------------------ ops
+
+class Op:
+    """A reduction operation.  Built-in ops map to the C kernels; every op is
+    also callable on two Python objects, which is what the lowercase methods
+    use for objects that are not arrays or frames."""
+
+    __slots__ = ("code", "name", "fn", "commute")
+
+    def __init__(self, code, name, fn, commute=True):
+        self.code = code
+        self.name = name
+        self.fn = fn
+        self.commute = commute
+
+    def __call__(self, a, b):
+        return self.fn(a, b)
+
+    def __repr__(self):
+        return f"numpush.{self.name}"
+
+    def Is_commutative(self):
+        return self.commute
+
+    def Free(self):
+        pass
+
+    @classmethod
+    def Create(cls, function, commute=False):
+        """A user op for the lowercase methods: function(a, b) -> a (op) b."""
+        return cls(None, getattr(function, "__name__", "user"), function, commute)
+
+
+def _land(a, b):
+    return np.logical_and(a, b) if isinstance(a, np.ndarray) else (a and b)
+
+
+def _lor(a, b):
+    return np.logical_or(a, b) if isinstance(a, np.ndarray) else (a or b)
+
+
+def _lxor(a, b):
+    return np.logical_xor(a, b) if isinstance(a, np.ndarray) else (bool(a) != bool(b))
+
+
+def _min(a, b):
+    return np.minimum(a, b) if isinstance(a, np.ndarray) else min(a, b)
+
+
+def _max(a, b):
+    return np.maximum(a, b) if isinstance(a, np.ndarray) else max(a, b)
+
+
+SUM = Op(0, "SUM", operator.add)
+PROD = Op(1, "PROD", operator.mul)
+MIN = Op(2, "MIN", _min)
+MAX = Op(3, "MAX", _max)
+LAND = Op(4, "LAND", _land)
+LOR = Op(5, "LOR", _lor)
+LXOR = Op(6, "LXOR", _lxor)
+BAND = Op(7, "BAND", operator.and_)
+BOR = Op(8, "BOR", operator.or_)
+BXOR = Op(9, "BXOR", operator.xor)
+
+
+def _op_of(op):
+    if isinstance(op, Op):
+        return op
+    if callable(op):
+        return Op.Create(op, commute=False)
+    raise Error("ERR_OP", f"{op!r} is not a reduction op (numpush.SUM, ... or a callable)")
+
+
+# ------------------------------------------------------------------ constants
+
+class _InPlace:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "numpush.IN_PLACE"
+
+
+IN_PLACE = _InPlace()
+ANY_SOURCE = -1
+ANY_TAG = -1
+UNDEFINED = -32766
+
+
+class Status:
+    """What a receive saw: ``source``, ``tag``, ``count`` (elements of the
+    receive's datatype; bytes for lowercase recv's first message)."""
+
+    __slots__ = ("source", "tag", "count", "error")
+
+    def __init__(self):
+        self.source = ANY_SOURCE
+        self.tag = ANY_TAG
+        self.count = 0
+        self.error = 0
+
+    def Get_source(self):
+        return self.source
+
+    def Get_tag(self):
+        return self.tag
+
+    def Get_count(self, datatype=None):
+        return self.count
+
+    def Get_error(self):
+        return self.error
+
+
+# ------------------------------------------------------------------ buffer specs
+
+def _as_array(buf, writable):
+    if isinstance(buf, np.ndarray):
+        return buf
+    try:
+        mv = memoryview(buf)
+    except TypeError:
+        raise Error("ERR_ARG", f"{type(buf).__name__} does not support the buffer protocol")
+    try:
+        return np.asarray(mv)
+    except (TypeError, ValueError):
+        return np.frombuffer(mv.cast("B"), np.uint8)
+
+
+def _dtype_of(t):
+    if t is None:
+        return None
+    if isinstance(t, np.dtype):
+        return t
+    try:
+        return np.dtype(t)
+    except TypeError:
+        return None  # e.g. an mpi4py Datatype: trust the buffer's own type
+
+
+def _spec(spec, what, writable=True):
+    """Parse a buffer spec into (array, dtype code, element count, counts,
+    displs).  counts/displs are None unless the spec gave them."""
+    counts = displs = None
+    dt = None
+    count = None
+    if isinstance(spec, (list, tuple)) and not isinstance(spec, np.ndarray):
+        if not spec:
+            raise Error("ERR_ARG", f"{what}: empty buffer spec")
+        buf = spec[0]
+        rest = list(spec[1:])
+        if rest and (_dtype_of(rest[-1]) is not None or not isinstance(
+                rest[-1], (int, list, tuple, np.ndarray))):
+            dt = _dtype_of(rest.pop())
+        if len(rest) == 1:
+            x = rest[0]
+            if isinstance(x, (int, np.integer)):
+                count = int(x)
+            elif isinstance(x, (list, tuple)) and len(x) == 2 and isinstance(
+                    x[0], (list, tuple, np.ndarray)):
+                counts, displs = x
+            else:
+                counts = x
+        elif len(rest) == 2:
+            counts, displs = rest
+        elif rest:
+            raise Error("ERR_ARG", f"{what}: cannot read buffer spec {spec!r}")
+    else:
+        buf = spec
+    a = _as_array(buf, writable)
+    if not (a.flags.c_contiguous or a.flags.f_contiguous):
+        raise Error("ERR_ARG", f"{what}: the buffer is not contiguous")
+    if dt is not None and dt != a.dtype:
+        a = codec.raw_bytes(a).view(dt)
+    code = _DTYPE_CODES.get(a.dtype)
+    if code is None:
+        a = codec.raw_bytes(a)
+        code = BYTE_CODE
+    n = a.size
+    if count is not None:
+        if count > n:
+            raise Error("ERR_COUNT", f"{what}: buffer of {n} elements is too small for a "
+                        f"count of {count}")
+        n = count
+    if counts is not None:
+        counts = [int(c) for c in counts]
+        if displs is None:
+            displs = [0] + list(np.cumsum(counts[:-1], dtype=np.int64).tolist())
+        else:
+            displs = [int(d) for d in displs]
+    return a, code, n, counts, displs
+
+
+# ------------------------------------------------------------------ helpers
+
+_HDR = 1024  # bytes of the fixed first broadcast: 8 bytes of length + envelope
+_pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def _unpack(b):
+    return msgpack.unpackb(b, raw=False, strict_map_key=False, use_list=True)
+
+
+def _alloc_bufs(sizes):
+    return [codec.alloc(n) for n in sizes]
+
+
+def _signature(*parts):
+    """A 63-bit digest of parts (the same on every rank, unlike hash())."""
+    h = hashlib.blake2b(repr(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") >> 1
+
+
+class Comm:
+    """A communicator.  ``COMM_WORLD`` holds every rank of the job."""
+
+    __slots__ = ("_h", "rank", "size", "__weakref__")
+
+    def __init__(self, handle):
+        self._h = handle
+        self.rank = _core.comm_rank(handle)
+        self.size = _core.comm_size(handle)
+
+    def __repr__(self):
+        return f"<numpush.Comm rank {self.rank} of {self.size}>"
+
+    # ---------------------------------------------------------------- basics
+
+    def Get_rank(self):
+        return self.rank
+
+    def Get_size(self):
+        return self.size
+
+    def Split(self, color=0, key=0):
+        h = _core.comm_split(self._h, UNDEFINED if color is None else color, key)
+        return COMM_NULL if h is None else Comm(h)
+
+    def Dup(self):
+        return Comm(_core.comm_dup(self._h))
+
+    Clone = Dup
+
+    def Free(self):
+        _core.comm_free(self._h)
+        self._h = 0
+        self.rank = self.size = -1
+
+    def Barrier(self):
+        _core.barrier(self._h)
+
+    barrier = Barrier
+
+    def Abort(self, errorcode=0):
+        _core.abort(errorcode)
+
+    def _root(self, root, what):
+        if not isinstance(root, (int, np.integer)) or not 0 <= root < self.size:
+            raise Error("ERR_ROOT", f"rank {self.rank}: {what}: root {root!r} out of range "
+                        f"for a communicator of size {self.size}")
+        return int(root)
+
+    # ---------------------------------------------------------------- buffers
+
+    def Bcast(self, buf, root=0):
+        root = self._root(root, "Bcast")
+        a, code, n, _, _ = _spec(buf, "Bcast")
+        _core.bcast(self._h, a, n, code, root)
+
+    def Scatter(self, sendbuf, recvbuf, root=0):
+        root = self._root(root, "Scatter")
+        if recvbuf is IN_PLACE:
+            s, code, n, _, _ = _spec(sendbuf, "Scatter")
+            _core.scatter(self._h, s, IN_PLACE, n // self.size, code, root)
+            return
+        r, code, n, _, _ = _spec(recvbuf, "Scatter")
+        s = None
+        if self.rank == root:
+            s = _spec(sendbuf, "Scatter", False)[0]
+        _core.scatter(self._h, s, r, n, code, root)
+
+    def Scatterv(self, sendbuf, recvbuf, root=0):
+        root = self._root(root, "Scatterv")
+        s = counts = displs = None
+        code = None
+        if self.rank == root:
+            s, code, n, counts, displs = _spec(sendbuf, "Scatterv", False)
+            if counts is None:
+                base, extra = divmod(n, self.size)
+                counts = [base + (i < extra) for i in range(self.size)]
+                displs = [0] + np.cumsum(counts[:-1]).tolist()
+        if recvbuf is IN_PLACE:
+            _core.scatterv(self._h, s, counts, displs, IN_PLACE, counts[self.rank], code, root)
+            return
+        r, rcode, rn, _, _ = _spec(recvbuf, "Scatterv")
+        _core.scatterv(self._h, s, counts, displs, r, rn, rcode, root)
+
+    def Gather(self, sendbuf, recvbuf, root=0):
+        root = self._root(root, "Gather")
+        r = None
+        if self.rank == root:
+            r, code, rn, _, _ = _spec(recvbuf, "Gather")
+        if sendbuf is IN_PLACE:
+            _core.gather(self._h, IN_PLACE, r, rn // self.size, code, root)
+            return
+        s, code, n, _, _ = _spec(sendbuf, "Gather", False)
+        _core.gather(self._h, s, r, n, code, root)
+
+    def Gatherv(self, sendbuf, recvbuf, root=0):
+        root = self._root(root, "Gatherv")
+        r = counts = displs = None
+        if self.rank == root:
+            r, code, rn, counts, displs = _spec(recvbuf, "Gatherv")
+            if counts is None:
+                base, extra = divmod(rn, self.size)
+                counts = [base + (i < extra) for i in range(self.size)]
+                displs = [0] + np.cumsum(counts[:-1]).tolist()
+        if sendbuf is IN_PLACE:
+            _core.gatherv(self._h, IN_PLACE, counts[self.rank], r, counts, displs, code, root)
+            return
+        s, code, n, _, _ = _spec(sendbuf, "Gatherv", False)
+        _core.gatherv(self._h, s, n, r, counts, displs, code, root)
+
+    def Allgather(self, sendbuf, recvbuf):
+        r, code, rn, _, _ = _spec(recvbuf, "Allgather")
+        if sendbuf is IN_PLACE:
+            _core.allgather(self._h, IN_PLACE, r, rn // self.size, code)
+            return
+        s, scode, n, _, _ = _spec(sendbuf, "Allgather", False)
+        _core.allgather(self._h, s, r, n, code)
+
+    def Alltoall(self, sendbuf, recvbuf):
+        r, code, rn, _, _ = _spec(recvbuf, "Alltoall")
+        s = IN_PLACE if sendbuf is IN_PLACE else _spec(sendbuf, "Alltoall", False)[0]
+        _core.alltoall(self._h, s, r, rn // self.size, code)
+
+    def Allreduce(self, sendbuf, recvbuf, op=SUM):
+        op = _op_of(op)
+        r, code, n, _, _ = _spec(recvbuf, "Allreduce")
+        s = IN_PLACE if sendbuf is IN_PLACE else _spec(sendbuf, "Allreduce", False)[0]
+        if op.code is None:
+            src = r if s is IN_PLACE else s
+            parts = np.empty((self.size,) + src.shape, src.dtype)
+            self.Allgather(np.ascontiguousarray(src), parts)
+            r[...] = functools.reduce(op.fn, list(parts))
+            return
+        _core.allreduce(self._h, s, r, n, code, op.code)
+
+    def Reduce(self, sendbuf, recvbuf, op=SUM, root=0):
+        op = _op_of(op)
+        root = self._root(root, "Reduce")
+        if op.code is None:
+            src = recvbuf if sendbuf is IN_PLACE else sendbuf
+            src = _spec(src, "Reduce", False)[0]
+            res = self.reduce(np.ascontiguousarray(src), op=op, root=root)
+            if self.rank == root:
+                _spec(recvbuf, "Reduce")[0][...] = res
+            return
+        r = None
+        if self.rank == root:
+            r, code, n, _, _ = _spec(recvbuf, "Reduce")
+        if sendbuf is IN_PLACE:
+            _core.reduce(self._h, IN_PLACE, r, n, code, op.code, root)
+            return
+        s, code, n, _, _ = _spec(sendbuf, "Reduce", False)
+        _core.reduce(self._h, s, r, n, code, op.code, root)
+
+    def Send(self, buf, dest, tag=0):
+        a, code, n, _, _ = _spec(buf, "Send", False)
+        _core.send(self._h, a, n, code, dest, tag)
+
+    def Recv(self, buf, source=ANY_SOURCE, tag=ANY_TAG, status=None):
+        a, code, n, _, _ = _spec(buf, "Recv")
+        src, tg, cnt = _core.recv(self._h, a, n, code, source, tag)
+        if status is not None:
+            status.source, status.tag, status.count = src, tg, cnt
+
+    # ---------------------------------------------------------------- objects
+
+    def _encode_or_error(self, obj, what):
+        try:
+            meta, bufs = codec.encode(obj)
+            return _pack([meta, [b.nbytes for b in bufs]]), bufs, None
+        except Exception as exc:  # noqa: BLE001 - reported on every rank below
+            return None, None, f"rank {self.rank}: {what}: cannot send {type(obj).__name__}: " \
+                               f"{type(exc).__name__}: {exc}"
+
+    def _decode(self, env, recv_bufs):
+        meta, _ = env
+        return codec.decode(meta, recv_bufs)
+
+    def bcast(self, obj, root=0):
+        """obj at root, delivered to every rank (numpy/pandas without pickle)."""
+        h = self._h
+        root = self._root(root, "bcast")
+        hdr = np.zeros(_HDR, np.uint8)
+        if self.rank == root:
+            env, bufs, err = self._encode_or_error(obj, "bcast")
+            if err is not None:
+                env = err.encode()
+                hdr[:8] = np.array([-len(env)], np.int64).view(np.uint8)
+            else:
+                hdr[:8] = np.array([len(env)], np.int64).view(np.uint8)
+            head = env[:_HDR - 8]
+            hdr[8:8 + len(head)] = np.frombuffer(head, np.uint8)
+            _core.bcast(h, hdr, _HDR, BYTE_CODE, root)
+            if len(env) > _HDR - 8:
+                _core.bcast(h, env[_HDR - 8:], len(env) - (_HDR - 8), BYTE_CODE, root)
+            if err is not None:
+                raise Error("ERR_ARG", err)
+            for b in bufs:
+                _core.bcast(h, b, b.nbytes, BYTE_CODE, root)
+            return obj
+        _core.bcast(h, hdr, _HDR, BYTE_CODE, root)
+        n = int(hdr[:8].view(np.int64)[0])
+        m = abs(n)
+        if m > _HDR - 8:
+            rest = bytearray(m - (_HDR - 8))
+            _core.bcast(h, rest, len(rest), BYTE_CODE, root)
+            env = hdr[8:].tobytes() + bytes(rest)
+        else:
+            env = hdr[8:8 + m].tobytes()
+        if n < 0:
+            raise Error("ERR_ARG", env.decode(errors="replace"))
+        meta, sizes = _unpack(env)
+        bufs = _alloc_bufs(sizes)
+        for b in bufs:
+            _core.bcast(h, b, b.nbytes, BYTE_CODE, root)
+        return codec.decode(meta, bufs)
+
+    def _split_for_scatter(self, sendobj):
+        n = self.size
+        if isinstance(sendobj, np.ndarray):
+            if sendobj.ndim == 0:
+                raise TypeError("a 0-d array cannot be split by rows")
+            return np.array_split(sendobj, n)
+        if pd is not None and isinstance(sendobj, (pd.DataFrame, pd.Series)):
+            bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.empty(len(sendobj)), n)])
+            return [sendobj.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
+        if sendobj is None:
+            raise TypeError("root passed None")
+        parts = list(sendobj)
+        if len(parts) != n:
+            raise ValueError(f"expected {n} items, one per rank, got {len(parts)}")
+        return parts
+
+    def scatter(self, sendobj, root=0):
+        """Rank i gets sendobj[i]; an ndarray, Series or DataFrame is split by
+        rows as np.array_split does (the index comes along)."""
+        h = self._h
+        root = self._root(root, "scatter")
+        hdr = np.zeros(3, np.int64)  # envelope bytes (<0: error text), buffers, max buffers
+        if self.rank == root:
+            envs, parts, err = [], [], None
+            try:
+                pieces = self._split_for_scatter(sendobj)
+            except Exception as exc:  # noqa: BLE001
+                err = f"rank {self.rank}: scatter: cannot split {type(sendobj).__name__}: " \
+                      f"{type(exc).__name__}: {exc}"
+            if err is None:
+                for p in pieces:
+                    env, bufs, err = self._encode_or_error(p, "scatter")
+                    if err is not None:
+                        break
+                    envs.append(env)
+                    parts.append(bufs)
+            allhdr = np.zeros((self.size, 3), np.int64)
+            if err is not None:
+                envs = [err.encode()] * self.size
+                allhdr[:, 0] = -len(envs[0])
+            else:
+                allhdr[:, 0] = [len(e) for e in envs]
+                allhdr[:, 1] = [len(b) for b in parts]
+                allhdr[:, 2] = allhdr[:, 1].max()
+            _core.scatter(h, allhdr, hdr, 3, 3, root)
+        else:
+            _core.scatter(h, None, hdr, 3, 3, root)
+            envs = None
+        n, nb, k = (int(x) for x in hdr)
+        env = bytearray(abs(n))
+        _core.scatter_list(h, envs, env, root)
+        if n < 0:
+            raise Error("ERR_ARG", env.decode(errors="replace"))
+        meta, sizes = _unpack(env)
+        mine = _alloc_bufs(sizes)
+        for j in range(k):
+            send = None
+            if self.rank == root:
+                send = [p[j] if j < len(p) else None for p in parts]
+            _core.scatter_list(h, send, mine[j] if j < nb else None, root)
+        return codec.decode(meta, mine)
+
+    def _gather_headers(self, obj, what):
+        env, bufs, err = self._encode_or_error(obj, what)
+        if err is not None:
+            env, bufs = err.encode(), []
+        hdr = np.array([len(env) if err is None else -len(env), len(bufs)], np.int64)
+        allhdr = np.empty((self.size, 2), np.int64)
+        _core.allgather(self._h, hdr, allhdr, 2, 3)
+        return env, bufs, err, allhdr
+
+    def _raise_encode_failures(self, allhdr, env, what):
+        """If some rank could not encode its object, every rank raises with
+        that rank's reason (the ranks exchange the reasons first)."""
+        if (allhdr[:, 0] >= 0).all():
+            return
+        texts = self._allgather_padded(env, np.abs(allhdr[:, 0]))
+        bad = [r for r in range(self.size) if allhdr[r, 0] < 0]
+        raise Error("ERR_ARG", "; ".join(texts[r].decode(errors="replace") for r in bad))
+
+    def _allgather_padded(self, env, lengths):
+        """Every rank's bytes env (of lengths[r]) at every rank, through one
+        np_allgather padded to the longest."""
+        width = int(lengths.max())
+        mine = np.zeros(width, np.uint8)
+        mine[:len(env)] = np.frombuffer(env, np.uint8)
+        every = np.empty((self.size, width), np.uint8)
+        _core.allgather(self._h, mine, every, width, BYTE_CODE)
+        return [every[r, :lengths[r]].tobytes() for r in range(self.size)]
+
+    def gather(self, sendobj, root=0, concat=False):
+        """A list of every rank's object at root (None elsewhere).  With
+        concat=True, arrays are concatenated along axis 0 and Series/frames
+        with pandas.concat, giving one object at root."""
+        h = self._h
+        root = self._root(root, "gather")
+        env, bufs, err, allhdr = self._gather_headers(sendobj, "gather")
+        self._raise_encode_failures(allhdr, env, "gather")
+        isroot = self.rank == root
+        envs = [bytearray(int(n)) for n in allhdr[:, 0]] if isroot else None
+        _core.gather_list(h, env, envs, root)
+        metas = recv = None
+        if isroot:
+            metas = [_unpack(e) for e in envs]
+            recv = [_alloc_bufs(sizes) for _, sizes in metas]
+        for j in range(int(allhdr[:, 1].max())):
+            dest = [r[j] if j < len(r) else None for r in recv] if isroot else None
+            _core.gather_list(h, bufs[j] if j < len(bufs) else None, dest, root)
+        if not isroot:
+            return None
+        objs = [codec.decode(m, b) for (m, _), b in zip(metas, recv)]
+        return _concat(objs) if concat else objs
+
+    def allgather(self, sendobj, concat=False):
+        """Every rank's object, at every rank, in rank order (concat as in gather)."""
+        h = self._h
+        env, bufs, err, allhdr = self._gather_headers(sendobj, "allgather")
+        self._raise_encode_failures(allhdr, env, "allgather")
+        envs = self._allgather_padded(env, allhdr[:, 0])
+        objs = []
+        for r in range(self.size):
+            meta, sizes = _unpack(envs[r])
+            if r == self.rank:
+                rb = bufs
+                for b in rb:
+                    _core.bcast(h, b, b.nbytes, BYTE_CODE, r)
+                objs.append(sendobj)
+                continue
+            rb = _alloc_bufs(sizes)
+            for b in rb:
+                _core.bcast(h, b, b.nbytes, BYTE_CODE, r)
+            objs.append(codec.decode(meta, rb))
+        return _concat(objs) if concat else objs
+
+    def alltoall(self, sendobj):
+        """sendobj is a sequence of size objects; item j goes to rank j, and
+        the result holds, at position i, what rank i sent here."""
+        return [self.scatter(sendobj if r == self.rank else None, root=r)
+                for r in range(self.size)]
+
+    def _reduce_plan(self, obj, op, what):
+        """Agree across ranks on how to reduce: returns (kind, arrays) where
+        kind is "arr", "se", "df" or "obj"; raises Error on every rank when the
+        ranks' arrays or frames disagree or cannot be reduced.  The agreement
+        costs one allgather of 24 bytes per rank; only on a mismatch do the
+        ranks exchange their descriptions, to name the difference."""
+        desc, arrays, kind = None, None, "obj"
+        if op.code is not None:
+            if isinstance(obj, np.ndarray):
+                kind = "arr"
+                ok = obj.dtype in _DTYPE_CODES
+                desc = ("ndarray", obj.dtype.str, obj.shape,
+                        "" if ok else f"dtype {obj.dtype} is not numeric")
+                if ok:
+                    arrays = [np.ascontiguousarray(obj)]
+            elif pd is not None and isinstance(obj, pd.Series):
+                kind = "se"
+                ok = obj.dtype in _DTYPE_CODES
+                desc = ("Series", str(obj.dtype), len(obj),
+                        "" if ok else f"dtype {obj.dtype} is not numeric")
+                if ok:
+                    arrays = [np.ascontiguousarray(obj.to_numpy(copy=False))]
+            elif pd is not None and isinstance(obj, pd.DataFrame):
+                kind = "df"
+                bad = [c for c, d in zip(obj.columns, obj.dtypes) if d not in _DTYPE_CODES]
+                desc = ("DataFrame", obj.shape, repr(list(obj.columns)),
+                        [str(d) for d in obj.dtypes],
+                        f"non-numeric columns {bad}" if bad else "")
+                if not bad:
+                    arrays = sorted(((blk.mgr_locs.as_array, np.ascontiguousarray(blk.values))
+                                     for blk in obj._mgr.blocks), key=lambda t: t[0][0])
+        layout = _signature([t[0].tolist() for t in arrays]) if kind == "df" and arrays else 0
+        sig = np.array([0 if desc is None else _signature(desc),
+                        0 if desc is not None and desc[-1] else 1, layout], np.int64)
+        every = np.empty((self.size, 3), np.int64)
+        _core.allgather(self._h, sig, every, 3, 3)
+        if not (every[:, 0] == every[0, 0]).all() or not every[:, 1].all():
+            descs = self._allgather_small(desc)
+            for r, d in enumerate(descs):
+                if d is not None and d[-1]:
+                    raise Error("ERR_DTYPE", f"rank {self.rank}: {what}: rank {r} passed "
+                                f"{_describe(d)}: {d[-1]}; only numeric data reduce elementwise")
+            for r, d in enumerate(descs):
+                if d != descs[0]:
+                    raise Error("ERR_MISMATCH",
+                                f"rank {self.rank}: {what}: ranks disagree: rank 0 passed "
+                                f"{_describe(descs[0])} but rank {r} passed {_describe(d)}")
+            raise Error("ERR_INTERNAL", f"rank {self.rank}: {what}: signatures differ "
+                        "but descriptions agree")
+        if desc is None:
+            return "obj", None
+        if kind == "df" and not (every[:, 2] == every[0, 2]).all():
+            # Same columns and dtypes but different block layouts: reduce
+            # column by column so that the data line up.
+            arrays = [(np.array([j]), np.ascontiguousarray(obj.iloc[:, j].to_numpy())[None, :])
+                      for j in range(obj.shape[1])]
+        return kind, arrays
+
+    def _allgather_small(self, obj):
+        return self.allgather(obj)
+
+    def _reduce_common(self, sendobj, op, root, what):
+        op = _op_of(op)
+        kind, arrays = self._reduce_plan(sendobj, op, what)
+        allr = root is None
+        isroot = allr or self.rank == root
+        if kind == "obj":
+            objs = self.allgather(sendobj) if allr else self.gather(sendobj, root=root)
+            if not isroot:
+                return None
+            return functools.reduce(op.fn, objs)
+        outs = []
+        for item in arrays:
+            a = item[1] if kind == "df" else item
+            code = _DTYPE_CODES.get(a.dtype)
+            if code is None:
+                raise Error("ERR_DTYPE", f"rank {self.rank}: {what}: dtype {a.dtype} "
+                            "cannot be reduced")
+            out = codec.alloc(a.nbytes).view(a.dtype).reshape(a.shape) if isroot else None
+            if allr:
+                _core.allreduce(self._h, a, out, a.size, code, op.code)
+            else:
+                _core.reduce(self._h, a, out, a.size, code, op.code, root)
+            outs.append(out)
+        if not isroot:
+            return None
+        if kind == "arr":
+            return outs[0].reshape(sendobj.shape)
+        if kind == "se":
+            return pd.Series(outs[0], index=sendobj.index, name=sendobj.name, copy=False)
+        blocks = [(o, locs) for (locs, _), o in zip(arrays, outs)]
+        return _frame_from_blocks(blocks, sendobj.index, sendobj.columns)
+
+    def allreduce(self, sendobj, op=SUM):
+        """The reduction of every rank's object at every rank.  Numeric
+        ndarrays, Series and DataFrames reduce elementwise in the C kernels
+        (every rank must pass the same shape, dtypes and columns; the result
+        keeps the local index); other objects reduce in Python in rank
+        order with op(a, b)."""
+        return self._reduce_common(sendobj, op, None, "allreduce")
+
+    def reduce(self, sendobj, op=SUM, root=0):
+        """As allreduce with the result at root only (None elsewhere)."""
+        root = self._root(root, "reduce")
+        return self._reduce_common(sendobj, op, root, "reduce")
+
+    def send(self, obj, dest, tag=0):
+        h = self._h
+        env, bufs, err = self._encode_or_error(obj, "send")
+        if err is not None:
+            raise Error("ERR_ARG", err)
+        hdr = np.array([len(env), len(bufs)], np.int64)
+        _core.send(h, hdr, 2, 3, dest, tag)
+        _core.send(h, env, len(env), BYTE_CODE, dest, tag)
+        for b in bufs:
+            _core.send(h, b, b.nbytes, BYTE_CODE, dest, tag)
+
+    def recv(self, buf=None, source=ANY_SOURCE, tag=ANY_TAG, status=None):
+        h = self._h
+        hdr = np.empty(2, np.int64)
+        src, tg, _ = _core.recv(h, hdr, 2, 3, source, tag)
+        env = bytearray(int(hdr[0]))
+        _core.recv(h, env, len(env), BYTE_CODE, src, tg)
+        meta, sizes = _unpack(env)
+        bufs = _alloc_bufs(sizes)
+        for b in bufs:
+            _core.recv(h, b, b.nbytes, BYTE_CODE, src, tg)
+        if status is not None:
+            status.source, status.tag, status.count = src, tg, len(env)
+        return codec.decode(meta, bufs)
+
+    def sendrecv(self, sendobj, dest, sendtag=0, recvbuf=None, source=ANY_SOURCE,
+                 recvtag=ANY_TAG, status=None):
+        """Send then receive (safe as long as the transport buffers the send
+        or the peers order their calls; numpush's send returns once the
+        buffer may be reused)."""
+        self.send(sendobj, dest, sendtag)
+        return self.recv(recvbuf, source, recvtag, status)
+
+
+def _frame_from_blocks(blocks, index, columns):
+    if codec._from_blocks is not None:
+        return codec._from_blocks([(o, np.asarray(locs, np.intp)) for o, locs in blocks],
+                                  index=index, columns=columns)
+    cols = [None] * len(columns)
+    for o, locs in blocks:
+        for j, loc in enumerate(locs):
+            cols[loc] = o[j]
+    df = pd.DataFrame(dict(enumerate(cols)), index=index, copy=False)
+    df.columns = columns
+    return df
+
+
+def _describe(d):
+    if d is None:
+        return "an object that is not an array or a frame"
+    if d[0] == "ndarray":
+        return f"an ndarray of dtype {d[1]} and shape {tuple(d[2])}"
+    if d[0] == "Series":
+        return f"a Series of dtype {d[1]} and length {d[2]}"
+    return f"a DataFrame of shape {tuple(d[1])} with columns {d[2]} and dtypes {d[3]}"
+
+
+def _concat(objs):
+    if not objs:
+        return objs
+    first = objs[0]
+    if isinstance(first, np.ndarray):
+        return np.concatenate([np.atleast_1d(o) for o in objs], axis=0)
+    if pd is not None and isinstance(first, (pd.DataFrame, pd.Series)):
+        return pd.concat(objs)
+    return objs
+
+
+class _NullComm:
+    __slots__ = ()
+
+    def __repr__(self):
+        return "numpush.COMM_NULL"
+
+    def __bool__(self):
+        return False
+
+
+COMM_NULL = _NullComm()
