@@ -40,6 +40,18 @@ for n in "${ranks[@]}"; do
   fi
 done
 
+# Shared arrays and frames serve a multiprocessing pool inside one process
+# tree, so their tests run once, outside any launcher.
+if [ -f "$here/tests/test_shm.py" ]; then
+  log=$builddir/python-tests-shm.log
+  if timeout -k 10 300 "$venv/bin/python" -m pytest -q -p no:cacheprovider --color=no \
+       "$here/tests/test_shm.py" >"$log" 2>&1; then
+    pass=$((pass + 1)); echo "PASS: python shared arrays and frames"
+  else
+    fail=$((fail + 1)); echo "FAIL: python shared arrays and frames (log: $log)"; tail -30 "$log"
+  fi
+fi
+
 if [ "${NUMPUSH_PY_NO_MPI4PY:-0}" != 1 ] && command -v mpirun.openmpi >/dev/null &&
    "$venv/bin/python" -c "import mpi4py" 2>/dev/null; then
   for n in 2 4; do
