@@ -17,14 +17,14 @@
     X(NUMPUSH_BOOT_TIMEOUT, "60", "seconds a bootstrap get or fence waits for the other ranks") \
     X(NUMPUSH_ROOT, "", "env:// rendezvous host:port; rank 0 serves the store there (with NUMPUSH_RANK, NUMPUSH_SIZE)") \
     /* shared memory (src/shm) */                                                                  \
-    X(NUMPUSH_SPIN, "2000", "polls of a flag before a waiting rank yields its core")              \
+    X(NUMPUSH_SPIN, "auto", "polls of a flag before a waiting rank yields its core (auto: 300, or 0 with more ranks than cores)") \
     X(NUMPUSH_CMA, "auto", "single-copy via process_vm_readv: auto, 1 (force) or 0 (cells only)")   \
     X(NUMPUSH_TOPOLOGY, "", "hwloc synthetic description or XML file to use instead of the machine's") \
     X(NUMPUSH_SHM_EAGER, "16384", "bytes per rank a collective carries in one flag round (eager area)") \
     X(NUMPUSH_SHM_CELL, "131072", "bytes per pipelined shared-memory cell (two per rank)")        \
     /* collectives (src/coll/decide.c) */                                                          \
     X(NUMPUSH_BARRIER_ALG, "", "force the barrier algorithm: flags (default: the decision table)") \
-    X(NUMPUSH_BCAST_ALG, "", "force the bcast algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_BCAST_ALG, "", "force the bcast algorithm: eager, cells, cma or tree (default: the decision table)") \
     X(NUMPUSH_SCATTER_ALG, "", "force the scatter algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_SCATTERV_ALG, "", "force the scatterv algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_GATHER_ALG, "", "force the gather algorithm: eager, cells or cma (default: the decision table)") \
@@ -35,6 +35,8 @@
     X(NUMPUSH_ALLTOALL_ALG, "", "force the alltoall algorithm: eager, cells or cma (default: the decision table)") \
     /* fabric (src/fabric) */                                                                      \
     X(NUMPUSH_FABRIC, "", "force a transport between nodes: tcp, zmq, tipc or ofi")           \
-    X(NUMPUSH_TCP_IF, "", "tcp/zmq listen address: interface name, IPv4 address or network (198.18.0.0/15); default: the host name's address, else 127.0.0.1")
+    X(NUMPUSH_TCP_IF, "", "tcp/zmq listen address: interface name, IPv4 address or network (198.18.0.0/15); default: the host name's address, else 127.0.0.1") \
+    X(NUMPUSH_OFI_PROVIDER, "", "ofi: libfabric provider, e.g. tcp;ofi_rxm or sockets (default: FI_PROVIDER, else libfabric's first RDM tagged provider that is not node-local)") \
+    X(NUMPUSH_OFI_MR, "auto", "ofi: register buffers only when the provider asks (auto) or always (always; tests the registration cache)")
 
 #endif

@@ -1,0 +1,122 @@
+/*
+ * Allgather: every rank's block, in rank order, at every rank.
+ */
+#include "coll.h"
+
+#include <string.h>
+
+/*
+ * eager: every rank copies its block into its eager area before it
+ * arrives; after the arrival round each copies all n blocks out.
+ * Steps: 1.  Bytes per rank: N written, (n-1) N read.  Wins: blocks up to
+ * the eager area.
+ */
+static np_err allgather_eager(npi_call *x, char *rbuf, size_t bytes)
+{
+    for (int q = 0; q < x->n; q++)
+        if (q != x->me)
+            npi_copy(rbuf + (size_t)q * bytes, npi_call_eager(x, q), bytes);
+    return NP_OK;
+}
+
+/*
+ * cells: window by window, every rank copies its slice into its cell
+ * (step 2w+1), waits for all, copies every other slice out (step 2w+2).
+ * Waiting for everyone's step 2w+1 also proves that everyone has emptied
+ * the cells of window w-1, so two cells per rank suffice.  Bytes per rank:
+ * N in, (n-1) N out.  Wins: mid sizes, or no single copy.
+ */
+static np_err allgather_cells(npi_call *x, const char *mine, char *rbuf, size_t bytes)
+{
+    size_t w = x->s->hdr->cell, nw = npi_windows(bytes, w);
+    for (size_t i = 0; i < nw; i++) {
+        size_t off = i * w, len = bytes - off < w ? bytes - off : w;
+        npi_copy(npi_shm_cell(x->s, x->me, i), mine + off, len);
+        npi_call_post(x, 2 * i + 1);
+        for (int q = 0; q < x->n; q++) {
+            if (q == x->me)
+                continue;
+            np_err err = npi_call_wait(x, q, 2 * i + 1);
+            if (err != NP_OK)
+                return err;
+            npi_copy(rbuf + (size_t)q * bytes + off, npi_shm_cell(x->s, q, i), len);
+        }
+        npi_call_post(x, 2 * i + 2);
+    }
+    return NP_OK;
+}
+
+/*
+ * cma: every rank reads every other rank's block straight from that rank's
+ * buffer into its own (n-1 single copies), reports step 1 and waits for
+ * every report, after which no one reads its buffer any more.  Bytes per
+ * rank: (n-1) N read once.  Wins: large blocks.
+ */
+static np_err allgather_cma(npi_call *x, char *rbuf, size_t bytes, bool in_place)
+{
+    np_err err;
+    for (int k = 1; k < x->n; k++) {
+        /* Start with the right neighbour so that not every rank reads rank
+         * 0 first. */
+        int q = (x->me + k) % x->n;
+        const npi_shm_post *e = npi_call_entry(x, q);
+        uint64_t src = in_place ? e->rbuf + (uint64_t)q * bytes : e->sbuf;
+        if ((err = npi_call_pull(x, q, rbuf + (size_t)q * bytes, src, bytes)) != NP_OK)
+            return err;
+    }
+    npi_call_post(x, 1);
+    return npi_call_wait_all(x, 1);
+}
+
+static np_err allgather_run(npi_call *x, const void *sendbuf, void *recvbuf, size_t count,
+                            np_dtype dt, size_t bytes, np_err bad)
+{
+    bool in_place = sendbuf == NP_IN_PLACE;
+    char *rbuf = recvbuf;
+    const char *mine = in_place ? rbuf + (size_t)x->me * bytes : sendbuf;
+    npi_alg alg = npi_coll_decide(x, bytes);
+    if (bad == NP_OK && alg == NPI_ALG_EAGER)
+        npi_copy(npi_call_eager(x, x->me), mine, bytes);
+    npi_coll_sig sig = {NPI_COLL_ALLGATHER, dt, count, -1, NP_OP_NULL};
+    np_err err = npi_call_arrive(x, &sig, alg, in_place ? NULL : sendbuf, recvbuf, bad);
+    if (err != NP_OK || bytes == 0)
+        return err;
+    if (!in_place)
+        npi_copy(rbuf + (size_t)x->me * bytes, mine, bytes);
+    if (x->n == 1)
+        return NP_OK;
+    switch (alg) {
+    case NPI_ALG_EAGER:
+        return allgather_eager(x, rbuf, bytes);
+    case NPI_ALG_CMA:
+        return allgather_cma(x, rbuf, bytes, in_place);
+    default:
+        return allgather_cells(x, mine, rbuf, bytes);
+    }
+}
+
+np_err np_allgather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_comm *comm)
+{
+    static const char who[] = "np_allgather";
+    npi_call x;
+    np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLGATHER, who);
+    if (err != NP_OK)
+        return err;
+    size_t bytes = 0;
+    np_err bad = npi_coll_check_dtype(dt, count, (size_t)x.n, who, &bytes);
+    if (bad == NP_OK && sendbuf != NP_IN_PLACE)
+        bad = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
+    if (bad == NP_OK)
+        bad = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
+    return allgather_run(&x, sendbuf, recvbuf, count, dt, bytes, bad);
+}
+
+np_err npi_coll_allgather_bytes(const void *mine, void *all, size_t bytes, np_comm *comm,
+                                const char *who)
+{
+    npi_call x;
+    np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLGATHER, who);
+    if (err != NP_OK)
+        return err;
+    return allgather_run(&x, mine, all, bytes, NP_BYTE, bytes, NP_OK);
+}

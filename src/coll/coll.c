@@ -1,0 +1,211 @@
+/*
+ * The arrival round and argument checks shared by every collective.
+ */
+#include "coll.h"
+
+#include <stdio.h>
+#include <string.h>
+
+np_err npi_call_begin(npi_call *x, np_comm *comm, npi_coll coll, const char *who)
+{
+    np_err err = npi_comm_check(comm, who);
+    if (err != NP_OK)
+        return err;
+    if (!comm->has_shm)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED,
+                         "%s: this communicator spans nodes; collectives between nodes are not "
+                         "available yet",
+                         who);
+    if (atomic_load_explicit(&comm->shm.hdr->broken, memory_order_relaxed))
+        return npi_error(NP_ERR_PEER, "%s: the communicator is broken (a rank died earlier)", who);
+    x->c = comm;
+    x->s = &comm->shm;
+    x->me = comm->rank;
+    x->n = comm->size;
+    x->seq = ++comm->seq;
+    x->base = x->seq << NPI_STEP_BITS;
+    x->coll = coll;
+    x->who = who;
+    return NP_OK;
+}
+
+np_err npi_call_wait_all(npi_call *x, uint64_t step)
+{
+    for (int q = 0; q < x->n; q++) {
+        if (q == x->me)
+            continue;
+        np_err err = npi_call_wait(x, q, step);
+        if (err != NP_OK)
+            return err;
+    }
+    return NP_OK;
+}
+
+static bool coll_is_v(npi_coll c)
+{
+    return c == NPI_COLL_SCATTERV || c == NPI_COLL_GATHERV;
+}
+
+/* The small fields of a post share the flag's aux word. */
+static uint32_t coll_aux(npi_coll c, np_dtype dt, npi_alg alg, np_err err)
+{
+    return (uint32_t)c | (uint32_t)dt << 8 | (uint32_t)alg << 16 | ((uint32_t)err & 0xffu) << 24;
+}
+
+static npi_coll coll_of(const npi_shm_post *p)
+{
+    return (npi_coll)(p->flag.aux & 0xffu);
+}
+
+static np_dtype coll_dtype_of(const npi_shm_post *p)
+{
+    return (np_dtype)(p->flag.aux >> 8 & 0xffu);
+}
+
+static npi_alg coll_alg_of(const npi_shm_post *p)
+{
+    return (npi_alg)(p->flag.aux >> 16 & 0xffu);
+}
+
+static np_err coll_err_of(const npi_shm_post *p)
+{
+    return (np_err)(p->flag.aux >> 24);
+}
+
+static void coll_sig_of(const npi_shm_post *e, npi_coll_sig *sig)
+{
+    sig->coll = coll_of(e);
+    sig->dtype = coll_dtype_of(e);
+    sig->count = e->count;
+    sig->root = e->root;
+    sig->op = e->op;
+}
+
+/* Whether rank q's call agrees with the reference post r. */
+static bool coll_agree(const npi_shm_post *r, const npi_shm_post *q, const uint64_t *counts,
+                       int qrank)
+{
+    if ((r->flag.aux & 0xffffffu) != (q->flag.aux & 0xffffffu))
+        return false; /* collective, dtype or algorithm */
+    npi_coll c = coll_of(r);
+    if (npi_coll_has_root(c) && r->root != q->root)
+        return false;
+    if (npi_coll_has_op(c) && r->op != q->op)
+        return false;
+    if (coll_is_v(c))
+        return counts[qrank] == q->count;
+    return r->count == q->count;
+}
+
+/* Name every rank whose call differs from the reference rank's. */
+static np_err coll_mismatch(npi_call *x, int ref, const uint64_t *counts)
+{
+    char msg[900];
+    size_t used = 0;
+    char sig_text[NPI_COLL_SIG_MAX];
+    npi_coll_sig sig;
+    const npi_shm_post *r = npi_call_entry(x, ref);
+    coll_sig_of(r, &sig);
+    npi_coll_sig_format(&sig, sig_text, sizeof sig_text);
+    used += (size_t)snprintf(msg + used, sizeof msg - used, "rank %d called %s [%s]", ref, sig_text,
+                             npi_alg_name(coll_alg_of(r)));
+    for (int q = 0; q < x->n && used < sizeof msg; q++) {
+        const npi_shm_post *e = npi_call_entry(x, q);
+        if (q == ref || coll_agree(r, e, counts, q))
+            continue;
+        coll_sig_of(e, &sig);
+        npi_coll_sig_format(&sig, sig_text, sizeof sig_text);
+        used += (size_t)snprintf(msg + used, sizeof msg - used, "; rank %d called %s [%s]", q,
+                                 sig_text, npi_alg_name(coll_alg_of(e)));
+        if (coll_is_v(coll_of(r)) && counts[q] != e->count && used < sizeof msg)
+            used += (size_t)snprintf(msg + used, sizeof msg - used,
+                                     " but the root's counts[%d] is %llu", q,
+                                     (unsigned long long)counts[q]);
+    }
+    return npi_error(NP_ERR_MISMATCH, "%s: ranks disagree: %s", x->who, msg);
+}
+
+np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const void *sbuf,
+                       const void *rbuf, np_err local_err)
+{
+    npi_shm_post *e = npi_call_post_of(x, x->me);
+    e->count = sig->count;
+    e->sbuf = (uint64_t)(uintptr_t)sbuf;
+    e->rbuf = (uint64_t)(uintptr_t)rbuf;
+    e->op = sig->op;
+    e->root = sig->root;
+    e->flag.aux = coll_aux(sig->coll, sig->dtype, alg, local_err);
+    npi_call_post(x, 0);
+    /* Keep the detail message of a local error: waiting must not replace it
+     * unless waiting itself fails. */
+    np_err err = npi_call_wait_all(x, 0);
+    if (err != NP_OK)
+        return err;
+    if (local_err != NP_OK)
+        return local_err;
+    int ref = npi_coll_has_root(sig->coll) ? sig->root : 0;
+    const npi_shm_post *r = npi_call_entry(x, ref);
+    const uint64_t *counts = npi_call_scratch(x);
+    for (int q = 0; q < x->n; q++) {
+        const npi_shm_post *o = npi_call_entry(x, q);
+        if (coll_err_of(o) != NP_OK)
+            return npi_error(NP_ERR_MISMATCH, "%s: rank %d passed invalid arguments (%s)", x->who,
+                             q, np_errname(coll_err_of(o)));
+    }
+    for (int q = 0; q < x->n; q++)
+        if (!coll_agree(r, npi_call_entry(x, q), counts, q))
+            return coll_mismatch(x, ref, counts);
+    return NP_OK;
+}
+
+np_err npi_coll_check_dtype(np_dtype dt, size_t count, size_t mult, const char *who, size_t *bytes)
+{
+    *bytes = 0;
+    if (!npi_dtype_valid(dt))
+        return npi_error(NP_ERR_DTYPE, "%s: unknown datatype %d", who, (int)dt);
+    size_t es = np_dtype_size(dt);
+    if (count > SIZE_MAX / es / (mult ? mult : 1))
+        return npi_error(NP_ERR_COUNT, "%s: count %zu of %s is too large", who, count,
+                         np_dtype_name(dt));
+    *bytes = count * es;
+    return NP_OK;
+}
+
+np_err npi_coll_check_root(int root, int n, const char *who)
+{
+    if (root < 0 || root >= n)
+        return npi_error(NP_ERR_ROOT, "%s: root %d out of range for a communicator of size %d", who,
+                         root, n);
+    return NP_OK;
+}
+
+np_err npi_coll_check_buf(const void *buf, size_t count, const char *who, const char *what)
+{
+    if (buf == NULL && count > 0)
+        return npi_error(NP_ERR_NULL, "%s: %s is NULL with count %zu", who, what, count);
+    return NP_OK;
+}
+
+npi_alg npi_coll_decide(npi_call *x, size_t bytes)
+{
+    npi_decide_in in = {x->coll,          bytes,         x->n,       x->c->cma,
+                        x->s->hdr->eager, x->c->ngroups, x->s->cores};
+    bool per_peer = x->coll == NPI_COLL_SCATTER || x->coll == NPI_COLL_ALLTOALL;
+    x->eager_bytes = per_peer ? bytes * (size_t)x->n : bytes;
+    return npi_decide(&in);
+}
+
+void npi_coll_reduce_ordered(void *acc, const void *const *in, int k, size_t count, np_dtype dt,
+                             np_op op)
+{
+    if (k == 1) {
+        npi_copy(acc, in[0], count * np_dtype_size(dt));
+        return;
+    }
+    /* Left to right, rank 0 first: ((x0 op x1) op x2) op ...  Every
+     * algorithm combines in this order, so floating-point results do not
+     * depend on the algorithm or on timing. */
+    npi_reduce3(in[0], in[1], acc, count, dt, op);
+    for (int q = 2; q < k; q++)
+        npi_reduce3(acc, in[q], acc, count, dt, op);
+}

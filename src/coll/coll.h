@@ -1,0 +1,140 @@
+/*
+ * What every collective of src/coll shares: one call's context, the
+ * arrival round that publishes and checks call signatures, and the
+ * progress flags that order the steps of an algorithm.
+ *
+ * Every collective on a communicator gets the next sequence number seq.  A
+ * rank's progress flag reads seq << 24 | step: step 0 means "arrived, and
+ * my signature for seq is published", later steps are the algorithm's own.
+ * Flags only grow, so "rank q reached step k of call seq" is one compare.
+ *
+ * The arrival round doubles as the mismatch check and as the guarantee that
+ * every rank has finished call seq - 1, after which the shared cells may be
+ * reused; eager areas and signatures alternate by parity of seq, so a rank
+ * may fill its next ones before it arrives.
+ */
+#ifndef NUMPUSH_COLL_H
+#define NUMPUSH_COLL_H
+
+#include "core/comm.h"
+#include "core/envelope.h"
+#include "decide.h"
+#include "npi.h"
+
+#define NPI_STEP_BITS 24
+
+typedef struct npi_call {
+    np_comm *c;
+    npi_shm *s;
+    int me, n;
+    uint64_t seq, base;
+    npi_coll coll;
+    const char *who;
+    size_t eager_bytes; /* bytes each rank publishes for the eager algorithm */
+} npi_call;
+
+/* Check comm; on success start call x: the next sequence number. */
+np_err npi_call_begin(npi_call *x, np_comm *comm, npi_coll coll, const char *who);
+
+static inline npi_shm_post *npi_call_post_of(npi_call *x, int q)
+{
+    return &x->s->ctl[q].post[x->seq & 1];
+}
+
+/* Where rank publishes its eager payload for this call: in its post line
+ * when it is tiny (no extra cache miss), else in its eager area. */
+static inline char *npi_call_eager(npi_call *x, int rank)
+{
+    if (x->eager_bytes <= NPI_POST_INLINE)
+        return npi_call_post_of(x, rank)->inl;
+    return npi_shm_eager(x->s, rank, x->seq);
+}
+
+static inline uint64_t *npi_call_scratch(npi_call *x)
+{
+    return npi_shm_scratch(x->s, x->seq);
+}
+
+/* What rank q published for this call (its buffers' addresses). */
+static inline const npi_shm_post *npi_call_entry(npi_call *x, int q)
+{
+    return npi_call_post_of(x, q);
+}
+
+/* Publish this rank's signature (and buffer addresses for single copies),
+ * wait for every rank to do the same and compare.  local_err is this rank's
+ * own argument error (NP_OK if none): it still takes part so that its peers
+ * fail fast with NP_ERR_MISMATCH instead of waiting for it, and it returns
+ * local_err.  Errors: local_err, NP_ERR_MISMATCH, NP_ERR_PEER,
+ * NP_ERR_TIMEOUT. */
+np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const void *sbuf,
+                       const void *rbuf, np_err local_err);
+
+static inline void npi_call_post(npi_call *x, uint64_t step)
+{
+    npi_flag_set(&npi_call_post_of(x, x->me)->flag, x->base | step);
+}
+
+static inline np_err npi_call_wait(npi_call *x, int q, uint64_t step)
+{
+    return npi_shm_wait_flag(x->s, q, (int)(x->seq & 1), x->base | step, x->who);
+}
+
+/* Wait for every other rank to reach step. */
+np_err npi_call_wait_all(npi_call *x, uint64_t step);
+
+/* Argument checks shared by the collectives; each records a message naming
+ * who and returns the error, or NP_OK. */
+np_err npi_coll_check_dtype(np_dtype dt, size_t count, size_t mult, const char *who, size_t *bytes);
+np_err npi_coll_check_root(int root, int n, const char *who);
+np_err npi_coll_check_buf(const void *buf, size_t count, const char *who, const char *what);
+
+/* The algorithm for this call, from the decision table. */
+npi_alg npi_coll_decide(npi_call *x, size_t bytes);
+
+/* Read n bytes at remote address addr of rank q into dst (single copy). */
+static inline np_err npi_call_pull(npi_call *x, int q, void *dst, uint64_t addr, size_t n)
+{
+    return npi_cma_read(x->s->ctl[q].pid, dst, addr, n);
+}
+
+static inline np_err npi_call_push(npi_call *x, int q, uint64_t addr, const void *src, size_t n)
+{
+    return npi_cma_write(x->s->ctl[q].pid, addr, src, n);
+}
+
+/* Number of windows of w bytes that cover n bytes (at least 1). */
+static inline size_t npi_windows(size_t n, size_t w)
+{
+    return n == 0 ? 1 : (n + w - 1) / w;
+}
+
+/* First element of rank r's slice when count elements are shared among n
+ * ranks as evenly as possible (the first count % n slices get one more). */
+static inline size_t npi_slice_lo(size_t count, int n, int r)
+{
+    size_t q = count / (size_t)n, m = count % (size_t)n;
+    return q * (size_t)r + ((size_t)r < m ? (size_t)r : m);
+}
+
+/* Called by npi_coll_reduce_cma with the reduction of elements
+ * [first, first + count) of the caller's slice, held in acc. */
+typedef np_err (*npi_reduce_emit)(npi_call *x, size_t first, const void *acc, size_t count,
+                                  void *arg);
+
+/* Reduce elements [lo, hi) of every rank's input (published as its entry's
+ * sbuf) in rank order, reading peers' inputs with single copies, chunk by
+ * chunk; emit receives each reduced chunk. */
+np_err npi_coll_reduce_cma(npi_call *x, const char *mine, size_t lo, size_t hi, np_dtype dt,
+                           np_op op, npi_reduce_emit emit, void *arg);
+
+/* Internal allgather used by np_comm_split: counts bytes per rank. */
+np_err npi_coll_allgather_bytes(const void *mine, void *all, size_t bytes, np_comm *comm,
+                                const char *who);
+
+/* Reduce in rank order: acc = in[0] op in[1] op ... op in[k-1] for one slice,
+ * where in[q] points at rank q's slice; acc may alias none of in[]. */
+void npi_coll_reduce_ordered(void *acc, const void *const *in, int k, size_t count, np_dtype dt,
+                             np_op op);
+
+#endif

@@ -1,0 +1,148 @@
+/*
+ * Reduce: the elementwise reduction over all ranks, at the root only.
+ * Rank order as in allreduce.c, so results match allreduce bit for bit.
+ */
+#include "coll.h"
+
+/*
+ * eager: every rank copies its input into its eager area before it
+ * arrives; after the arrival round the root reduces all n inputs.
+ * Steps: 1.  Bytes: N written per rank, n N read by the root.  Wins:
+ * inputs up to the eager area.
+ */
+static np_err reduce_eager(npi_call *x, void *rbuf, size_t count, np_dtype dt, np_op op, int root)
+{
+    if (x->me != root)
+        return NP_OK;
+    const void *in[x->n];
+    for (int q = 0; q < x->n; q++)
+        in[q] = npi_call_eager(x, q);
+    npi_coll_reduce_ordered(rbuf, in, x->n, count, dt, op);
+    return NP_OK;
+}
+
+/*
+ * cells: reduce-scatter to the root, window by window.  Each rank copies a
+ * window of its input into its cell (step 2w+1), reduces its slice of the
+ * window from every cell into its own slice of its cell (step 2w+2), and
+ * the root copies every slice into its recvbuf.  Bytes per rank: N in, N
+ * read while reducing; N out at the root.  Wins: mid sizes, or no single
+ * copy; the reduction work is spread over all ranks.
+ */
+static np_err reduce_cells(npi_call *x, const char *sbuf, char *rbuf, size_t count, np_dtype dt,
+                           np_op op, int root)
+{
+    size_t es = np_dtype_size(dt), we = x->s->hdr->cell / es, nw = npi_windows(count, we);
+    char *tmp = x->me == root ? NULL : npi_comm_tmp(x->c, we / (size_t)x->n * es + es);
+    if (x->me != root && tmp == NULL)
+        return npi_error(NP_ERR_NOMEM, "%s: no memory for reduction buffers", x->who);
+    const void *in[x->n];
+    np_err err;
+    for (size_t i = 0; i < nw; i++) {
+        size_t off = i * we, len = count - off < we ? count - off : we;
+        npi_copy(npi_shm_cell(x->s, x->me, i), sbuf + off * es, len * es);
+        npi_call_post(x, 2 * i + 1);
+        if ((err = npi_call_wait_all(x, 2 * i + 1)) != NP_OK)
+            return err;
+        size_t lo = npi_slice_lo(len, x->n, x->me), hi = npi_slice_lo(len, x->n, x->me + 1);
+        for (int q = 0; q < x->n; q++)
+            in[q] = npi_shm_cell(x->s, q, i) + lo * es;
+        char *acc = x->me == root ? rbuf + (off + lo) * es : tmp;
+        npi_coll_reduce_ordered(acc, in, x->n, hi - lo, dt, op);
+        if (x->me != root)
+            npi_copy(npi_shm_cell(x->s, x->me, i) + lo * es, acc, (hi - lo) * es);
+        npi_call_post(x, 2 * i + 2);
+        if (x->me != root)
+            continue;
+        for (int q = 0; q < x->n; q++) {
+            if (q == root)
+                continue;
+            if ((err = npi_call_wait(x, q, 2 * i + 2)) != NP_OK)
+                return err;
+            size_t qlo = npi_slice_lo(len, x->n, q), qhi = npi_slice_lo(len, x->n, q + 1);
+            npi_copy(rbuf + (off + qlo) * es, npi_shm_cell(x->s, q, i) + qlo * es,
+                     (qhi - qlo) * es);
+        }
+    }
+    return NP_OK;
+}
+
+typedef struct reduce_emit_arg {
+    int root;
+    size_t es;
+    char *rbuf; /* the root's own recvbuf, at the root */
+} reduce_emit_arg;
+
+static np_err reduce_emit(npi_call *x, size_t first, const void *acc, size_t count, void *arg)
+{
+    reduce_emit_arg *a = arg;
+    if (x->me == a->root) {
+        npi_copy(a->rbuf + first * a->es, acc, count * a->es);
+        return NP_OK;
+    }
+    return npi_call_push(x, a->root, npi_call_entry(x, a->root)->rbuf + first * a->es, acc,
+                         count * a->es);
+}
+
+/*
+ * cma: reduce-scatter straight into the root.  Rank r reduces slice r,
+ * pulling each peer's slice from its input chunk by chunk, and writes the
+ * result into slice r of the root's recvbuf with process_vm_writev (the
+ * root's own input there, in place, is read only by rank r before it
+ * writes); everyone waits for everyone's step 1 because peers read its
+ * input.  Bytes per rank: (n-1) N/n pulled, N/n written.  Wins: large
+ * vectors.
+ */
+static np_err reduce_cma(npi_call *x, const char *mine, char *rbuf, size_t count, np_dtype dt,
+                         np_op op, int root)
+{
+    reduce_emit_arg a = {root, np_dtype_size(dt), rbuf};
+    size_t lo = npi_slice_lo(count, x->n, x->me), hi = npi_slice_lo(count, x->n, x->me + 1);
+    np_err err = npi_coll_reduce_cma(x, mine, lo, hi, dt, op, reduce_emit, &a);
+    if (err != NP_OK)
+        return err;
+    npi_call_post(x, 1);
+    return npi_call_wait_all(x, 1);
+}
+
+np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_op op, int root,
+                 np_comm *comm)
+{
+    static const char who[] = "np_reduce";
+    npi_call x;
+    np_err err = npi_call_begin(&x, comm, NPI_COLL_REDUCE, who);
+    if (err != NP_OK)
+        return err;
+    size_t bytes = 0;
+    np_err bad = npi_op_check(who, dt, op);
+    if (bad == NP_OK)
+        bad = npi_coll_check_dtype(dt, count, 1, who, &bytes);
+    if (bad == NP_OK)
+        bad = npi_coll_check_root(root, x.n, who);
+    bool in_place = x.me == root && sendbuf == NP_IN_PLACE;
+    if (bad == NP_OK && !in_place)
+        bad = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
+    if (bad == NP_OK && x.me == root)
+        bad = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
+    const char *mine = in_place ? recvbuf : sendbuf;
+    npi_alg alg = npi_coll_decide(&x, bytes);
+    if (bad == NP_OK && alg == NPI_ALG_EAGER)
+        npi_copy(npi_call_eager(&x, x.me), mine, bytes);
+    npi_coll_sig sig = {NPI_COLL_REDUCE, dt, count, root, op};
+    err = npi_call_arrive(&x, &sig, alg, mine, recvbuf, bad);
+    if (err != NP_OK || bytes == 0)
+        return err;
+    if (x.n == 1) {
+        if (!in_place)
+            npi_copy(recvbuf, mine, bytes);
+        return NP_OK;
+    }
+    switch (alg) {
+    case NPI_ALG_EAGER:
+        return reduce_eager(&x, recvbuf, count, dt, op, root);
+    case NPI_ALG_CMA:
+        return reduce_cma(&x, mine, recvbuf, count, dt, op, root);
+    default:
+        return reduce_cells(&x, mine, recvbuf, count, dt, op, root);
+    }
+}

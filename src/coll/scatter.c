@@ -1,0 +1,106 @@
+/*
+ * Scatter: block i of the root's sendbuf to rank i.
+ */
+#include "coll.h"
+
+/*
+ * eager: the root copies all n blocks into its eager area before it
+ * arrives; after the arrival round rank i copies block i out.  Steps: 1.
+ * Bytes: the root writes n N, each rank reads N.  Wins: n N up to the
+ * eager area.
+ */
+static np_err scatter_eager(npi_call *x, char *rbuf, size_t bytes, int root)
+{
+    if (x->me != root)
+        npi_copy(rbuf, npi_call_eager(x, root) + (size_t)x->me * bytes, bytes);
+    return NP_OK;
+}
+
+/*
+ * cells: the root's cell holds one sub-window of every block per window
+ * (cell / n bytes each); rank i copies its sub-window out.  Two cells
+ * alternate as in bcast.  Bytes: the root writes (n-1) N, each rank reads
+ * N.  Wins: mid sizes, or no single copy.
+ */
+static np_err scatter_cells(npi_call *x, const char *sbuf, char *rbuf, size_t bytes, int root)
+{
+    size_t sw = x->s->hdr->cell / (size_t)x->n / NPI_CACHELINE * NPI_CACHELINE;
+    size_t nw = npi_windows(bytes, sw);
+    np_err err;
+    for (size_t i = 0; i < nw; i++) {
+        size_t off = i * sw, len = bytes - off < sw ? bytes - off : sw;
+        char *cell = npi_shm_cell(x->s, root, i);
+        if (x->me == root) {
+            if (i >= 2) {
+                for (int q = 0; q < x->n; q++)
+                    if (q != root && (err = npi_call_wait(x, q, 2 * (i - 2) + 2)) != NP_OK)
+                        return err;
+            }
+            for (int q = 0; q < x->n; q++)
+                if (q != root)
+                    npi_copy(cell + (size_t)q * sw, sbuf + (size_t)q * bytes + off, len);
+            npi_call_post(x, 2 * i + 1);
+        } else {
+            if ((err = npi_call_wait(x, root, 2 * i + 1)) != NP_OK)
+                return err;
+            npi_copy(rbuf + off, cell + (size_t)x->me * sw, len);
+            npi_call_post(x, 2 * i + 2);
+        }
+    }
+    return NP_OK;
+}
+
+/*
+ * cma: rank i reads block i straight from the root's sendbuf (one single
+ * copy per rank, all in parallel), then reports step 1; the root returns
+ * once all have.  Bytes: N read once per rank.  Wins: large blocks.
+ */
+static np_err scatter_cma(npi_call *x, char *rbuf, size_t bytes, int root)
+{
+    if (x->me == root)
+        return npi_call_wait_all(x, 1);
+    np_err err = npi_call_pull(x, root, rbuf,
+                               npi_call_entry(x, root)->sbuf + (uint64_t)x->me * bytes, bytes);
+    if (err != NP_OK)
+        return err;
+    npi_call_post(x, 1);
+    return NP_OK;
+}
+
+np_err np_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, int root,
+                  np_comm *comm)
+{
+    static const char who[] = "np_scatter";
+    npi_call x;
+    np_err err = npi_call_begin(&x, comm, NPI_COLL_SCATTER, who);
+    if (err != NP_OK)
+        return err;
+    size_t bytes = 0;
+    np_err bad = npi_coll_check_dtype(dt, count, (size_t)x.n, who, &bytes);
+    if (bad == NP_OK)
+        bad = npi_coll_check_root(root, x.n, who);
+    bool in_place = x.me == root && recvbuf == NP_IN_PLACE;
+    if (bad == NP_OK && x.me == root)
+        bad = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
+    if (bad == NP_OK && !in_place)
+        bad = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
+    npi_alg alg = npi_coll_decide(&x, bytes);
+    if (bad == NP_OK && alg == NPI_ALG_EAGER && x.me == root)
+        npi_copy(npi_call_eager(&x, root), sendbuf, bytes * (size_t)x.n);
+    npi_coll_sig sig = {NPI_COLL_SCATTER, dt, count, root, NP_OP_NULL};
+    err = npi_call_arrive(&x, &sig, alg, sendbuf, recvbuf, bad);
+    if (err != NP_OK || bytes == 0)
+        return err;
+    if (x.me == root && !in_place)
+        npi_copy(recvbuf, (const char *)sendbuf + (size_t)root * bytes, bytes);
+    if (x.n == 1)
+        return NP_OK;
+    switch (alg) {
+    case NPI_ALG_EAGER:
+        return scatter_eager(&x, recvbuf, bytes, root);
+    case NPI_ALG_CMA:
+        return scatter_cma(&x, recvbuf, bytes, root);
+    default:
+        return scatter_cells(&x, sendbuf, recvbuf, bytes, root);
+    }
+}

@@ -1,0 +1,141 @@
+/*
+ * Copies: an aligned-destination memcpy and single copies between
+ * processes with process_vm_readv/writev (cross-memory attach, CMA), plus
+ * this module's settings.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "shm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+npi_shm_params npi_shm_conf = {
+    .eager = 16384,
+    .cell = 131072,
+    .p2p_chunk = 65536,
+    .timeout_ns = 10000000000ull,
+    .spin = -1,
+    .cma = -1,
+};
+
+np_err npi_shm_configure(void)
+{
+    double timeout;
+    long spin = -1, cell, eager;
+    np_err err;
+    const char *spin_text = npi_config_get("NUMPUSH_SPIN", NULL);
+    if (spin_text && strcmp(spin_text, "auto") != 0 &&
+        (err = npi_config_long("NUMPUSH_SPIN", &spin)) != NP_OK)
+        return err;
+    if ((err = npi_config_double("NUMPUSH_TIMEOUT", &timeout)) != NP_OK ||
+        (err = npi_config_long("NUMPUSH_SHM_CELL", &cell)) != NP_OK ||
+        (err = npi_config_long("NUMPUSH_SHM_EAGER", &eager)) != NP_OK)
+        return err;
+    if (timeout < 0 || spin < -1 || cell < 4096 || eager < 64)
+        return npi_error(NP_ERR_CONFIG, "NUMPUSH_TIMEOUT and NUMPUSH_SPIN must be >= 0, "
+                                        "NUMPUSH_SHM_CELL >= 4096, NUMPUSH_SHM_EAGER >= 64");
+    npi_shm_conf.timeout_ns = (uint64_t)(timeout * 1e9);
+    npi_shm_conf.spin = spin;
+    npi_shm_conf.cell = (size_t)cell;
+    npi_shm_conf.eager = (size_t)eager;
+    const char *cma = npi_config_get("NUMPUSH_CMA", NULL);
+    if (!cma || strcmp(cma, "auto") == 0)
+        npi_shm_conf.cma = -1;
+    else if (strcmp(cma, "0") == 0)
+        npi_shm_conf.cma = 0;
+    else if (strcmp(cma, "1") == 0)
+        npi_shm_conf.cma = 1;
+    else
+        return npi_error(NP_ERR_CONFIG, "NUMPUSH_CMA=%s: expected auto, 0 or 1", cma);
+    return NP_OK;
+}
+
+/* Below this size the head fix-up costs more than the cliff it avoids. */
+#define COPY_ALIGN_MIN 256
+
+void npi_copy(void *dst, const void *src, size_t n)
+{
+    if (n < COPY_ALIGN_MIN) {
+        memcpy(dst, src, n);
+        return;
+    }
+    /* glibc's memcpy on this machine runs several times slower when the
+     * destination is not 32-byte aligned; copying the few head bytes first
+     * makes the bulk copy start at a 64-byte boundary. */
+    size_t head = (size_t)(-(uintptr_t)dst & (NPI_CACHELINE - 1));
+    if (head) {
+        memcpy(dst, src, head);
+        dst = (char *)dst + head;
+        src = (const char *)src + head;
+        n -= head;
+    }
+    memcpy(dst, src, n);
+}
+
+/* One system call moves at most this much, so a huge transfer stays
+ * interruptible and its partial results are easy to resume. */
+#define CMA_CHUNK ((size_t)1 << 30)
+
+static np_err cma_fail(pid_t pid, const char *what)
+{
+    if (errno == ESRCH)
+        return npi_error(NP_ERR_PEER, "shm: %s from pid %d: the peer is gone", what, (int)pid);
+    return npi_error(NP_ERR_SYSTEM, "shm: %s with pid %d: %s", what, (int)pid, strerror(errno));
+}
+
+np_err npi_cma_read(pid_t pid, void *dst, uint64_t remote, size_t n)
+{
+    char *d = dst;
+    while (n > 0) {
+        size_t len = n < CMA_CHUNK ? n : CMA_CHUNK;
+        struct iovec l = {d, len}, r = {(void *)(uintptr_t)remote, len};
+        ssize_t got = process_vm_readv(pid, &l, 1, &r, 1, 0);
+        if (got < 0) {
+            if (errno == EINTR)
+                continue;
+            return cma_fail(pid, "process_vm_readv");
+        }
+        if (got == 0)
+            return npi_error(NP_ERR_SYSTEM, "shm: process_vm_readv from pid %d made no progress",
+                             (int)pid);
+        d += got;
+        remote += (uint64_t)got;
+        n -= (size_t)got;
+    }
+    return NP_OK;
+}
+
+np_err npi_cma_write(pid_t pid, uint64_t remote, const void *src, size_t n)
+{
+    const char *s = src;
+    while (n > 0) {
+        size_t len = n < CMA_CHUNK ? n : CMA_CHUNK;
+        struct iovec l = {(void *)s, len}, r = {(void *)(uintptr_t)remote, len};
+        ssize_t put = process_vm_writev(pid, &l, 1, &r, 1, 0);
+        if (put < 0) {
+            if (errno == EINTR)
+                continue;
+            return cma_fail(pid, "process_vm_writev");
+        }
+        if (put == 0)
+            return npi_error(NP_ERR_SYSTEM, "shm: process_vm_writev to pid %d made no progress",
+                             (int)pid);
+        s += put;
+        remote += (uint64_t)put;
+        n -= (size_t)put;
+    }
+    return NP_OK;
+}
+
+bool npi_cma_syscall_works(void)
+{
+    uint64_t word = 0x1234567887654321ull, got = 0;
+    struct iovec l = {&got, sizeof got}, r = {&word, sizeof word};
+    return process_vm_readv(getpid(), &l, 1, &r, 1, 0) == (ssize_t)sizeof got && got == word;
+}
