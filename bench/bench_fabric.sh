@@ -9,6 +9,8 @@
 # mean iperf3 bandwidth of the same link.
 #
 #   bench/bench_fabric.sh [BUILDDIR] [MAXBYTES]
+# ofi runs once per libfabric provider tested here, labelled ofi/rxm
+# (tcp;ofi_rxm) and ofi/sockets; tipc is left out (kernels here lack it).
 set -u
 builddir=${1:-${NUMPUSH_BUILDDIR:-$(pwd)}}
 max=${2:-67108864}
@@ -56,9 +58,30 @@ report() { # $1 link name, $2 iperf before, $3 iperf after, $4 bench output
                     link, $1, $2, $4, $4 / ((a + b) / 2), (a + b) / 2 }'
 }
 
+transports="tcp zmq"
+grep -q '^#define NPI_HAVE_OFI 1' "$builddir/config.h" 2>/dev/null &&
+    transports="$transports ofi:tcp;ofi_rxm ofi:sockets"
+# The label a transport's lines carry: ofi/rxm, ofi/sockets, else its name.
+label() {
+    case "$1" in
+    ofi:tcp\;ofi_rxm) echo ofi/rxm ;;
+    ofi:*) echo "ofi/${1#ofi:}" ;;
+    *) echo "$1" ;;
+    esac
+}
+
 echo "== loopback"
 i1=$(iperf "" "" 127.0.0.1)
-out=$("$bench" -m "$max")
+out="# transport bytes latency_us bandwidth_MBps"
+for tv in $transports; do
+    t=${tv%%:*}
+    prov=""
+    [ "$t" != "$tv" ] && prov=${tv#*:}
+    o=$(NUMPUSH_OFI_PROVIDER="$prov" "$bench" -t "$t" -m "$max" | grep -v '^#' |
+        awk -v l="$(label "$tv")" '{ $1 = l; print }')
+    [ -n "$o" ] && out="$out
+$o"
+done
 i2=$(iperf "" "" 127.0.0.1)
 report loopback "$i1" "$i2" "$out"
 
@@ -77,11 +100,17 @@ A="ip netns exec $nsa"
 B="ip netns exec $nsb"
 i1=$(iperf "$B" "$A" "$ipb")
 out="# transport bytes latency_us bandwidth_MBps"
-for t in tcp zmq; do
+for tv in $transports; do
+    t=${tv%%:*}
+    prov=""
+    [ "$t" != "$tv" ] && prov=${tv#*:}
     dir=$(mktemp -d /tmp/numpush-bench-XXXXXX)
-    NUMPUSH_TCP_IF=198.18.0.0/15 $B "$bench" --rank 1 --dir "$dir" -t $t -m "$max" &
+    NUMPUSH_OFI_PROVIDER="$prov" NUMPUSH_TCP_IF=198.18.0.0/15 \
+        $B "$bench" --rank 1 --dir "$dir" -t "$t" -m "$max" &
     p1=$!
-    o=$(NUMPUSH_TCP_IF=198.18.0.0/15 $A "$bench" --rank 0 --dir "$dir" -t $t -m "$max")
+    o=$(NUMPUSH_OFI_PROVIDER="$prov" NUMPUSH_TCP_IF=198.18.0.0/15 \
+        $A "$bench" --rank 0 --dir "$dir" -t "$t" -m "$max" |
+        awk -v l="$(label "$tv")" '{ $1 = l; print }')
     wait $p1
     rm -rf "$dir"
     dir=""

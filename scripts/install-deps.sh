@@ -12,7 +12,7 @@ PACKAGES=(
   # libraries numpush links
   libmsgpack-dev libhwloc-dev libzmq3-dev libfabric-dev libpmix-dev
   # tests, fuzzing, launcher tests across network namespaces
-  check clang libclang-rt-14-dev iproute2 procps hwloc
+  check clang libclang-rt-14-dev iproute2 procps hwloc libfabric-bin
   # peers for tests and benchmarks
   openmpi-bin libopenmpi-dev mpich libmpich-dev iperf3
   # Python bindings

@@ -78,17 +78,17 @@
  * frame head and envelope that stays under rxm's 16 KiB eager buffers;
  * beyond them rxm segments a message, which cost 16 KiB messages three
  * times the latency of 4 KiB ones in bench_fabric. */
-#define OFIT_EAGER  (8 * 1024)
-#define OFIT_SLOT   (OFIT_HEAD + NPI_FAB_HDR_MAX + OFIT_EAGER)
-#define OFIT_NRX    64 /* bounce buffers kept posted */
-#define OFIT_NTX    64 /* send slots */
+#define OFIT_EAGER (8 * 1024)
+#define OFIT_SLOT  (OFIT_HEAD + NPI_FAB_HDR_MAX + OFIT_EAGER)
+#define OFIT_NRX   64 /* bounce buffers kept posted */
+#define OFIT_NTX   64 /* send slots */
 /* Rendezvous payloads travel in pieces of at most this size, all posted at
  * once.  Each piece that completes proves the peer alive, which heartbeats
  * alone cannot while a gigabyte holds the pipe ahead of the reply. */
-#define OFIT_CHUNK  ((uint64_t)16 << 20)
-#define OFIT_DATA   ((uint64_t)1 << 63)
-#define OFIT_ID_MAX ((uint64_t)1 << 40)
-#define OFIT_MRC    64 /* registration cache entries */
+#define OFIT_CHUNK     ((uint64_t)16 << 20)
+#define OFIT_DATA      ((uint64_t)1 << 63)
+#define OFIT_ID_MAX    ((uint64_t)1 << 40)
+#define OFIT_MRC       64 /* registration cache entries */
 #define OFIT_ADDR_HEAD 14
 
 enum { OFIT_K_EAGER = 1, OFIT_K_RTS, OFIT_K_PING, OFIT_K_PONG, OFIT_K_BYE };
@@ -197,8 +197,8 @@ struct npi_fab_ep {
     ofit_tx *tx_free;
     ofit_rx *rx_idle; /* bounce buffers waiting to be posted again */
     ofit_peer *peers;
-    ofit_xfer *xfers;            /* every live transfer */
-    ofit_xfer *q_head, *q_tail;  /* transfers waiting for resources, in order */
+    ofit_xfer *xfers;           /* every live transfer */
+    ofit_xfer *q_head, *q_tail; /* transfers waiting for resources, in order */
     ofit_mr mrc[OFIT_MRC];
     uint64_t mr_clock;
     uint64_t mr_key; /* the last requested key handed out */
@@ -681,8 +681,7 @@ static int ofit_xfer_post(npi_fab_ep *ep, ofit_xfer *x)
         } else {
             void *buf = x->dst ? x->dst + off : NULL;
             size_t len = x->dst ? n : 0;
-            if (ep->mr_needed && buf && !c->mr &&
-                ofit_mr_get(ep, buf, len, &c->mr) != NP_OK)
+            if (ep->mr_needed && buf && !c->mr && ofit_mr_get(ep, buf, len, &c->mr) != NP_OK)
                 return -FI_ENOMEM;
             rc = (int)fi_trecv(ep->ep, buf, len, c->mr ? c->mr->desc : NULL, p->fa, tag, 0, c);
         }
@@ -951,8 +950,8 @@ static void ofit_cq_error(npi_fab_ep *ep)
         } else if (e.err == FI_ECANCELED) {
             ofit_chunk_done(ep, c, NP_ERR_PEER);
         } else {
-            npi_error(NP_ERR_PEER, "ofi: %s rank %d: %s", x->is_send ? "sending to" : "receiving from",
-                      x->peer, fi_strerror(e.err));
+            npi_error(NP_ERR_PEER, "ofi: %s rank %d: %s",
+                      x->is_send ? "sending to" : "receiving from", x->peer, fi_strerror(e.err));
             ofit_chunk_done(ep, c, NP_ERR_PEER);
         }
     }
@@ -1091,9 +1090,8 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
     what = "fi_av_open";
     if ((rc = fi_av_open(ep->domain, &av_attr, &ep->av, NULL)) != 0)
         goto fi_fail;
-    struct fi_cq_attr cq_attr = {.format = FI_CQ_FORMAT_TAGGED,
-                                 .size = 4 * (OFIT_NRX + OFIT_NTX),
-                                 .wait_obj = FI_WAIT_FD};
+    struct fi_cq_attr cq_attr = {
+        .format = FI_CQ_FORMAT_TAGGED, .size = 4 * (OFIT_NRX + OFIT_NTX), .wait_obj = FI_WAIT_FD};
     what = "fi_cq_open";
     if (fi_cq_open(ep->domain, &cq_attr, &ep->cq, NULL) == 0) {
         if (fi_control(&ep->cq->fid, FI_GETWAIT, &ep->wait_fd) != 0)
@@ -1194,8 +1192,8 @@ static np_err ofit_connect(npi_fab_ep *ep, int peer, const void *addr, size_t le
     ofit_peer *p = &ep->peers[peer];
     int rc = fi_av_insert(ep->av, a + OFIT_ADDR_HEAD, 1, &p->fa, 0, NULL);
     if (rc != 1)
-        return npi_error(NP_ERR_ARG, "ofi: rank %d's address was refused by the provider: %s",
-                         peer, rc < 0 ? fi_strerror(-rc) : "not inserted");
+        return npi_error(NP_ERR_ARG, "ofi: rank %d's address was refused by the provider: %s", peer,
+                         rc < 0 ? fi_strerror(-rc) : "not inserted");
     p->cookie = ofit_get64(a + 2);
     p->known = true;
     return NP_OK;

@@ -254,7 +254,8 @@ np_err npi_sk_connect(npi_fab_ep *ep, int peer, const void *addr, size_t len)
         char a[128];
         int e = errno;
         ep->fam->describe(&c->addr, a, sizeof(a));
-        npi_error(NP_ERR_PEER, "%s: connect to rank %d at %s: %s", ep->fam->name, peer, a, strerror(e));
+        npi_error(NP_ERR_PEER, "%s: connect to rank %d at %s: %s", ep->fam->name, peer, a,
+                  strerror(e));
         sk_fail(ep, peer, NP_ERR_PEER);
         return NP_OK;
     }
@@ -312,7 +313,8 @@ static void sk_flush(npi_fab_ep *ep, int peer)
             if (w < 0) {
                 if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
                     return;
-                npi_error(NP_ERR_PEER, "%s: sending to rank %d: %s", ep->fam->name, peer, strerror(errno));
+                npi_error(NP_ERR_PEER, "%s: sending to rank %d: %s", ep->fam->name, peer,
+                          strerror(errno));
                 sk_fail(ep, peer, NP_ERR_PEER);
                 return;
             }
@@ -357,10 +359,12 @@ np_err npi_sk_send(npi_fab_ep *ep, int peer, const struct iovec *iov, int iovcnt
 {
     if (peer < 0 || peer >= ep->attr.size || peer == ep->attr.rank || iovcnt < 1 ||
         iovcnt > NPI_FAB_IOV_MAX || iov[0].iov_len == 0 || iov[0].iov_len > NPI_FAB_HDR_MAX)
-        return npi_error(NP_ERR_ARG, "%s: bad send to rank %d (%d pieces)", ep->fam->name, peer, iovcnt);
+        return npi_error(NP_ERR_ARG, "%s: bad send to rank %d (%d pieces)", ep->fam->name, peer,
+                         iovcnt);
     sk_conn *c = &ep->conns[peer];
     if (c->state == SK_CONN_DEAD)
-        return npi_error(c->err, "%s: rank %d is gone (%s)", ep->fam->name, peer, np_errname(c->err));
+        return npi_error(c->err, "%s: rank %d is gone (%s)", ep->fam->name, peer,
+                         np_errname(c->err));
     if (!c->stage)
         return npi_error(NP_ERR_PEER, "%s: rank %d has no address", ep->fam->name, peer);
     sk_send *s = calloc(1, sizeof(*s));
@@ -400,7 +404,8 @@ np_err npi_sk_cancel(npi_fab_ep *ep, void *ctx, np_err err)
             if (s->ctx != ctx)
                 continue;
             if (s->started) {
-                npi_error(err, "%s: a send to rank %d was withdrawn half-written", ep->fam->name, p);
+                npi_error(err, "%s: a send to rank %d was withdrawn half-written", ep->fam->name,
+                          p);
                 sk_fail(ep, p, err);
                 return NP_OK;
             }
@@ -473,7 +478,8 @@ static void sk_read(npi_fab_ep *ep, int peer)
             if (h[0] != 'N' || h[1] != 'P' || h[2] != 1 || hlen == 0 || hlen > NPI_FAB_HDR_MAX ||
                 plen > ((uint64_t)1 << 56)) {
                 npi_error(NP_ERR_PROTOCOL,
-                          "%s: rank %d sent a frame that is not numpush's; dropping it", ep->fam->name, peer);
+                          "%s: rank %d sent a frame that is not numpush's; dropping it",
+                          ep->fam->name, peer);
                 sk_fail(ep, peer, NP_ERR_PROTOCOL);
                 return;
             }
@@ -703,4 +709,3 @@ void npi_sk_close(npi_fab_ep *ep, int linger_ms)
     free(ep->conns);
     free(ep);
 }
-

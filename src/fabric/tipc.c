@@ -50,8 +50,9 @@ np_err npi_tipc_addr_decode(const void *in, size_t len, npi_tipc_addr *a)
 {
     const uint8_t *p = in;
     if (len != NPI_TIPC_ADDR_LEN || p[0] != 'T' || p[1] != 1)
-        return npi_error(NP_ERR_ARG, "tipc: a published address is %zu bytes starting %02x %02x, "
-                                     "expected %d starting 'T' 01",
+        return npi_error(NP_ERR_ARG,
+                         "tipc: a published address is %zu bytes starting %02x %02x, "
+                         "expected %d starting 'T' 01",
                          len, len > 0 ? p[0] : 0, len > 1 ? p[1] : 0, NPI_TIPC_ADDR_LEN);
     a->type = npi_sk_get32(p + 4);
     a->instance = npi_sk_get32(p + 8);
@@ -114,9 +115,8 @@ static np_err tp_encode(const struct sockaddr_storage *bound, const struct socka
     const struct sockaddr_tipc *sa = (const struct sockaddr_tipc *)named;
     if (cap < NPI_TIPC_ADDR_LEN)
         return npi_error(NP_ERR_TRUNCATE, "tipc: address needs %d bytes", NPI_TIPC_ADDR_LEN);
-    npi_tipc_addr a = {.type = b->addr.nameseq.type,
-                       .instance = b->addr.nameseq.lower,
-                       .cookie = cookie};
+    npi_tipc_addr a = {
+        .type = b->addr.nameseq.type, .instance = b->addr.nameseq.lower, .cookie = cookie};
     if (sa->addrtype == TIPC_ADDR_ID) {
         a.node = sa->addr.id.node;
         a.ref = sa->addr.id.ref;
