@@ -11,7 +11,12 @@ filled straight from the wire: arrays and DataFrame blocks are views of them.
 Items of ``meta`` are dicts with a kind ``k``:
 
 ``nd``   ndarray: ``dt`` dtype string (numpy's ``dtype.str``), ``sh`` shape,
-         ``o`` memory order "C" or "F", ``b`` buffer index.
+         ``o`` memory order "C" or "F", ``b`` buffer index.  A 2-D array
+         whose rows are contiguous but not adjacent (a row slice of a
+         frame's block) has ``j`` = [first, count] instead of ``b``: its rows
+         travel as buffers first .. first+count-1, which the receiver places
+         one after the other in a single allocation (see ``alloc_wire``), so
+         that it gets one C-ordered array again; nothing is copied to send.
 ``pk``   anything else: pickle protocol 5.  Small pickles ride in ``d``
          inline; large ones in buffer ``b``.  Out-of-band buffers (numpy
          arrays inside objects, PickleBuffer) are buffers ``oob``.  Object and
@@ -52,7 +57,8 @@ try:
 except ImportError:  # older pandas: frames are rebuilt column by column
     _from_blocks = None
 
-__all__ = ["encode", "decode", "alloc", "raw_bytes", "INLINE_PICKLE"]
+__all__ = ["encode", "encode_wire", "decode", "alloc", "alloc_wire", "raw_bytes",
+           "concat_layout", "INLINE_PICKLE"]
 
 # Pickles up to this size ride inside the envelope instead of a buffer of
 # their own, which saves a collective per small object.
@@ -60,6 +66,14 @@ INLINE_PICKLE = 32 * 1024
 # Indexes of plain labels up to this length travel as a msgpack list.
 _LIST_INDEX_MAX = 4096
 _ALIGN = 64
+# A 2-D array that is not contiguous but whose rows are travels row by row
+# (one buffer per row, no copy) when a row holds at least this many bytes;
+# smaller rows are cheaper to copy once than to send one by one.
+SPLIT_ROW_BYTES = 32 * 1024
+# gather(concat=True) of frames receives column by column straight into the
+# result when a frame has at most this many columns, or its columns hold at
+# least SPLIT_ROW_BYTES each on every rank.
+CONCAT_MAX_COLS = 64
 _PLAIN = (str, int, float, bool, type(None))
 
 
@@ -130,6 +144,33 @@ def alloc(nbytes):
     return raw[off:off + nbytes]
 
 
+class Wire(list):
+    """The receive buffers of one object: a list of uint8 arrays, one per
+    buffer on the wire, and in ``whole`` the allocations that joined groups
+    of them (``{first: uint8 array}``, see the ``j`` items of ``nd``)."""
+
+    __slots__ = ("whole",)
+
+
+def alloc_wire(sizes, joins=()):
+    """Receive buffers for the wire buffers of sizes (bytes): fresh and
+    aligned, except that each join [first, count] gets one allocation whose
+    consecutive parts are buffers first .. first+count-1."""
+    out = Wire([None] * len(sizes))
+    out.whole = {}
+    for first, count in joins:
+        whole = alloc(sum(sizes[first:first + count]))
+        out.whole[first] = whole
+        at = 0
+        for i in range(first, first + count):
+            out[i] = whole[at:at + sizes[i]]
+            at += sizes[i]
+    for i, n in enumerate(sizes):
+        if out[i] is None:
+            out[i] = alloc(n)
+    return out
+
+
 def raw_bytes(a):
     """A C- or F-contiguous array as a flat uint8 view (no copy).  Works for
     dtypes that lack the buffer protocol (datetime64, timedelta64)."""
@@ -144,16 +185,35 @@ def _movable(dt):
 # ------------------------------------------------------------------ encoding
 
 class _Enc:
-    __slots__ = ("bufs",)
+    __slots__ = ("bufs", "joins", "rows")
 
-    def __init__(self):
+    def __init__(self, rows=False):
         self.bufs = []
+        self.joins = []
+        self.rows = rows  # frames' blocks always travel row by row
 
     def buf(self, b):
         self.bufs.append(b)
         return len(self.bufs) - 1
 
+    def nd_rows(self, a):
+        """A 2-D array as one buffer per row (rows made contiguous first if
+        they are not)."""
+        if a.ndim != 2:
+            raise ValueError("nd_rows needs a 2-D array")
+        if a.shape[1] > 1 and a.strides[1] != a.itemsize:
+            a = np.ascontiguousarray(a)
+        first = len(self.bufs)
+        for j in range(a.shape[0]):
+            self.bufs.append(raw_bytes(a[j]))
+        self.joins.append([first, a.shape[0]])
+        return {"k": "nd", "dt": a.dtype.str, "sh": a.shape, "o": "C",
+                "j": [first, a.shape[0]]}
+
     def nd(self, a):
+        if (a.ndim == 2 and not (a.flags.c_contiguous or a.flags.f_contiguous)
+                and a.strides[1] == a.itemsize and a.shape[1] * a.itemsize >= SPLIT_ROW_BYTES):
+            return self.nd_rows(a)
         if a.flags.c_contiguous:
             order = "C"
         elif a.flags.f_contiguous:
@@ -228,6 +288,11 @@ class _Enc:
                 "nm": self.label(ix.name)}
 
     def frame(self, df):
+        # The index and the columns first, so that the blocks' buffers come
+        # last (gather with concat=True relies on it).
+        ix = self.index(df.index)
+        cols = self.index(df.columns)
+        nd = self.nd_rows if self.rows else self.nd
         blocks = []
         for blk in df._mgr.blocks:
             locs = blk.mgr_locs.as_array.tolist()
@@ -235,15 +300,14 @@ class _Enc:
             if vals.ndim == 1:  # one extension column (strings, categorical, ...)
                 blocks.append([locs, self.array(vals)])
             elif isinstance(vals, np.ndarray):  # numeric, bool or object 2-D block
-                blocks.append([locs, self.nd(vals) if _movable(vals.dtype)
+                blocks.append([locs, nd(vals) if _movable(vals.dtype)
                                else self.pickle(vals)])
             elif isinstance(vals.dtype, np.dtype):  # naive datetime64/timedelta64
-                blocks.append([locs, self.nd(np.asarray(vals))])
+                blocks.append([locs, nd(np.asarray(vals))])
             else:  # a 2-D extension block (tz-aware datetimes): column by column
                 for j, loc in enumerate(locs):
                     blocks.append([[loc], self.array(vals[j])])
-        return {"k": "df", "ix": self.index(df.index), "cols": self.index(df.columns),
-                "bl": blocks, "n": len(df)}
+        return {"k": "df", "ix": ix, "cols": cols, "bl": blocks, "n": len(df)}
 
     def obj(self, obj):
         if isinstance(obj, np.ndarray) and type(obj) is np.ndarray:
@@ -265,6 +329,54 @@ def encode(obj):
     return meta, e.bufs
 
 
+def encode_wire(obj, rows=False):
+    """(meta, bufs, joins): as encode, plus the groups of buffers that the
+    receiver should place in one allocation (pass them to alloc_wire).  With
+    rows=True every block of a frame travels row by row, after every other
+    buffer (for gather with concat=True)."""
+    e = _Enc(rows)
+    meta = e.obj(obj)
+    return meta, e.bufs, e.joins
+
+
+def concat_layout(obj):
+    """What gather(concat=True) needs to receive obj's data straight into the
+    concatenated result, or None when it cannot: (description, rows) where
+    the description is the same on every rank whose object concatenates the
+    same way (a frame of numeric blocks with the same columns, dtypes and
+    block layout; an ndarray of the same dtype and trailing shape)."""
+    if isinstance(obj, np.ndarray) and type(obj) is np.ndarray:
+        a = np.atleast_1d(obj)
+        if not _movable(a.dtype) or not a.dtype.isnative:  # np.concatenate makes it native
+            return None
+        if not (a.ndim == 1 or a.flags.c_contiguous):
+            # np.concatenate keeps the inputs' memory order; only C-like
+            # inputs concatenate into a C-ordered result.
+            st = [abs(x) for x, n in zip(a.strides, a.shape) if n > 1]
+            if a.flags.f_contiguous or st != sorted(st, reverse=True):
+                return None
+        return ("nd", a.dtype.str, a.shape[1:]), len(a)
+    if pd is None or type(obj) is not pd.DataFrame:
+        return None
+    blocks = obj._mgr.blocks
+    if not blocks:
+        return None
+    desc = []
+    small = 1 << 62
+    for blk in blocks:
+        vals = blk.values
+        if (vals.ndim != 2 or not isinstance(vals.dtype, np.dtype)
+                or not _movable(vals.dtype) or not vals.dtype.isnative):
+            return None
+        desc.append((blk.mgr_locs.as_array.tolist(), vals.dtype.str))
+        small = min(small, vals.dtype.itemsize)
+    cols = obj.columns
+    if len(cols) > CONCAT_MAX_COLS and len(obj) * small < SPLIT_ROW_BYTES:
+        return None
+    return ("df", desc, type(cols).__name__, str(cols.dtype), repr(list(cols.names)),
+            repr(cols.tolist())), len(obj)
+
+
 # ------------------------------------------------------------------ decoding
 
 def _label(x):
@@ -274,8 +386,16 @@ def _label(x):
 
 
 def _nd(it, bufs):
-    b = bufs[it["b"]]
     dt = np.dtype(it["dt"])
+    if "j" in it:  # rows that travelled one by one into one allocation
+        first, count = it["j"]
+        whole = getattr(bufs, "whole", {}).get(first)
+        if whole is None:  # buffers allocated one by one: join them
+            whole = np.concatenate([np.asarray(bufs[i]).view(np.uint8)
+                                    for i in range(first, first + count)]
+                                   or [np.empty(0, np.uint8)])
+        return whole.view(dt).reshape(tuple(it["sh"]))
+    b = bufs[it["b"]]
     return b.view(dt).reshape(tuple(it["sh"]), order=it["o"])
 
 

@@ -246,8 +246,10 @@ def _unpack(b):
     return msgpack.unpackb(b, raw=False, strict_map_key=False, use_list=True)
 
 
-def _alloc_bufs(sizes):
-    return [codec.alloc(n) for n in sizes]
+def _open(env):
+    """(meta, receive buffers) for an envelope [meta, sizes(, joins)]."""
+    parts = _unpack(env)
+    return parts[0], codec.alloc_wire(parts[1], parts[2] if len(parts) > 2 else ())
 
 
 def _signature(*parts):
@@ -422,10 +424,13 @@ class Comm:
 
     # ---------------------------------------------------------------- objects
 
-    def _encode_or_error(self, obj, what):
+    def _encode_or_error(self, obj, what, rows=False):
         try:
-            meta, bufs = codec.encode(obj)
-            return _pack([meta, [b.nbytes for b in bufs]]), bufs, None
+            meta, bufs, joins = codec.encode_wire(obj, rows)
+            head = [meta, [b.nbytes for b in bufs]]
+            if joins:
+                head.append(joins)
+            return _pack(head), bufs, None
         except Exception as exc:  # noqa: BLE001 - reported on every rank below
             return None, None, f"rank {self.rank}: {what}: cannot send {type(obj).__name__}: " \
                                f"{type(exc).__name__}: {exc}"
@@ -467,8 +472,7 @@ class Comm:
             env = hdr[8:8 + m].tobytes()
         if n < 0:
             raise Error("ERR_ARG", env.decode(errors="replace"))
-        meta, sizes = _unpack(env)
-        bufs = _alloc_bufs(sizes)
+        meta, bufs = _open(env)
         for b in bufs:
             _core.bcast(h, b, b.nbytes, BYTE_CODE, root)
         return codec.decode(meta, bufs)
@@ -526,8 +530,7 @@ class Comm:
         _core.scatter_list(h, envs, env, root)
         if n < 0:
             raise Error("ERR_ARG", env.decode(errors="replace"))
-        meta, sizes = _unpack(env)
-        mine = _alloc_bufs(sizes)
+        meta, mine = _open(env)
         for j in range(k):
             send = None
             if self.rank == root:
@@ -535,13 +538,29 @@ class Comm:
             _core.scatter_list(h, send, mine[j] if j < nb else None, root)
         return codec.decode(meta, mine)
 
-    def _gather_headers(self, obj, what):
-        env, bufs, err = self._encode_or_error(obj, what)
+    def _gather_headers(self, obj, what, concat=False):
+        """Encode obj and exchange every rank's header: envelope bytes (<0:
+        error text), buffers, and for concat=True the concatenation layout's
+        signature (0: none), rows, and how many buffers come before the
+        blocks' rows (see codec.concat_layout)."""
+        sig = rows = 0
+        layout = codec.concat_layout(obj) if concat else None
+        if layout is not None:
+            sig, rows = _signature(layout[0]), layout[1]
+            if layout[0][0] == "nd" and not obj.flags.c_contiguous:
+                obj = np.ascontiguousarray(obj)  # one buffer, rows in order
+        env, bufs, err = self._encode_or_error(obj, what, rows=layout is not None)
         if err is not None:
-            env, bufs = err.encode(), []
-        hdr = np.array([len(env) if err is None else -len(env), len(bufs)], np.int64)
-        allhdr = np.empty((self.size, 2), np.int64)
-        _core.allgather(self._h, hdr, allhdr, 2, 3)
+            env, bufs, sig = err.encode(), [], 0
+        nfront = len(bufs)
+        if sig and layout[0][0] == "df":
+            nfront = len(bufs) - len(obj.columns)
+        elif sig:
+            nfront = 0
+        hdr = np.array([len(env) if err is None else -len(env), len(bufs), sig, rows, nfront],
+                       np.int64)
+        allhdr = np.empty((self.size, 5), np.int64)
+        _core.allgather(self._h, hdr, allhdr, 5, 3)
         return env, bufs, err, allhdr
 
     def _raise_encode_failures(self, allhdr, env, what):
@@ -569,22 +588,82 @@ class Comm:
         with pandas.concat, giving one object at root."""
         h = self._h
         root = self._root(root, "gather")
-        env, bufs, err, allhdr = self._gather_headers(sendobj, "gather")
+        env, bufs, err, allhdr = self._gather_headers(sendobj, "gather", concat)
         self._raise_encode_failures(allhdr, env, "gather")
+        if allhdr[0, 2] != 0 and (allhdr[:, 2] == allhdr[0, 2]).all():
+            return self._gather_concat(sendobj, root, env, bufs, allhdr)
         isroot = self.rank == root
         envs = [bytearray(int(n)) for n in allhdr[:, 0]] if isroot else None
         _core.gather_list(h, env, envs, root)
         metas = recv = None
         if isroot:
             metas = [_unpack(e) for e in envs]
-            recv = [_alloc_bufs(sizes) for _, sizes in metas]
+            recv = [codec.alloc_wire(m[1], m[2] if len(m) > 2 else ()) for m in metas]
         for j in range(int(allhdr[:, 1].max())):
             dest = [r[j] if j < len(r) else None for r in recv] if isroot else None
             _core.gather_list(h, bufs[j] if j < len(bufs) else None, dest, root)
         if not isroot:
             return None
-        objs = [codec.decode(m, b) for (m, _), b in zip(metas, recv)]
+        objs = [codec.decode(m[0], b) for m, b in zip(metas, recv)]
         return _concat(objs) if concat else objs
+
+    def _gather_concat(self, sendobj, root, env, bufs, allhdr):
+        """gather(concat=True) when every rank's object has the same
+        concatenation layout (codec.concat_layout): the root allocates the
+        result and each block's column (each array's rows) is gathered
+        straight into its place, one gatherv per column, so that nothing is
+        concatenated afterwards.  The rest (the frames' indexes) travels as
+        in gather and is joined as pandas.concat joins it."""
+        h = self._h
+        isroot = self.rank == root
+        rows = allhdr[:, 3]
+        nfront = allhdr[:, 4]
+        offs = np.concatenate([[0], np.cumsum(rows)]).tolist()
+        total = int(offs[-1])
+        envs = recv = None
+        if isroot:
+            envs = [bytearray(int(n)) for n in allhdr[:, 0]]
+        _core.gather_list(h, env, envs, root)
+        if isroot:
+            metas = [_unpack(e) for e in envs]
+            recv = [codec.alloc_wire(m[1][:int(nfront[r])]) for r, m in enumerate(metas)]
+        for j in range(int(nfront.max())):
+            dest = [r[j] if j < len(r) else None for r in recv] if isroot else None
+            _core.gather_list(h, bufs[j] if j < int(nfront[self.rank]) else None, dest, root)
+        mine = bufs[int(nfront[self.rank]):]
+        if isinstance(sendobj, np.ndarray):
+            a = np.atleast_1d(sendobj)
+            assert len(mine) == 1 and mine[0].nbytes == a.nbytes
+            rowbytes = a.dtype.itemsize * int(np.prod(a.shape[1:], dtype=np.int64))
+            out = counts = displs = None
+            if isroot:
+                out = codec.alloc(total * rowbytes).view(a.dtype).reshape((total,) + a.shape[1:])
+                counts = [int(n) * rowbytes for n in rows]
+                displs = [int(o) * rowbytes for o in offs[:-1]]
+            _core.gatherv(h, mine[0], mine[0].nbytes, None if out is None else
+                          codec.raw_bytes(out), counts, displs, BYTE_CODE, root)
+            return out
+        blocks = []
+        t = 0
+        for blk in sendobj._mgr.blocks:
+            dt = blk.values.dtype
+            ncols = blk.shape[0]
+            final = counts = displs = None
+            if isroot:
+                final = codec.alloc(ncols * total * dt.itemsize).view(dt).reshape(ncols, total)
+                counts = [int(n) * dt.itemsize for n in rows]
+                displs = [int(o) * dt.itemsize for o in offs[:-1]]
+                blocks.append((final, blk.mgr_locs.as_array))
+            for j in range(ncols):
+                _core.gatherv(h, mine[t], mine[t].nbytes, None if final is None else
+                              codec.raw_bytes(final[j]), counts, displs, BYTE_CODE, root)
+                t += 1
+        if not isroot:
+            return None
+        indexes = [sendobj.index if r == root else codec._index(metas[r][0]["ix"], recv[r])
+                   for r in range(self.size)]
+        index = indexes[0].append(indexes[1:])
+        return _frame_from_blocks(blocks, index, sendobj.columns)
 
     def allgather(self, sendobj, concat=False):
         """Every rank's object, at every rank, in rank order (concat as in gather)."""
@@ -594,14 +673,13 @@ class Comm:
         envs = self._allgather_padded(env, allhdr[:, 0])
         objs = []
         for r in range(self.size):
-            meta, sizes = _unpack(envs[r])
             if r == self.rank:
                 rb = bufs
                 for b in rb:
                     _core.bcast(h, b, b.nbytes, BYTE_CODE, r)
                 objs.append(sendobj)
                 continue
-            rb = _alloc_bufs(sizes)
+            meta, rb = _open(envs[r])
             for b in rb:
                 _core.bcast(h, b, b.nbytes, BYTE_CODE, r)
             objs.append(codec.decode(meta, rb))
@@ -736,8 +814,7 @@ class Comm:
         src, tg, _ = _core.recv(h, hdr, 2, 3, source, tag)
         env = bytearray(int(hdr[0]))
         _core.recv(h, env, len(env), BYTE_CODE, src, tg)
-        meta, sizes = _unpack(env)
-        bufs = _alloc_bufs(sizes)
+        meta, bufs = _open(env)
         for b in bufs:
             _core.recv(h, b, b.nbytes, BYTE_CODE, src, tg)
         if status is not None:

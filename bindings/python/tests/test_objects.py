@@ -288,3 +288,221 @@ def test_split_dup(comm):
     assert dup.bcast("x") == "x"
     dup.Free()
     sub.Free()
+
+
+# ------------------------------------------------ row-by-row blocks and concat gathers
+
+def numeric_frame(n, first=0, index=None, seed=0):
+    """A frame of several numeric dtype blocks (float64, int32, bool,
+    datetime64, float32)."""
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame({
+        "a": rng.standard_normal(n),
+        "i": np.arange(first, first + n, dtype="i4"),
+        "b": np.arange(first, first + n) % 3 == 0,
+        "t": pd.to_datetime(np.arange(first, first + n), unit="s"),
+        "c": rng.standard_normal(n),
+        "f": rng.standard_normal(n).astype("f4"),
+    }, index=pd.RangeIndex(first, first + n) if index is None else index)
+    if n:
+        df.iloc[0, 0] = np.nan
+    return df
+
+
+def bounds_of(n, size):
+    return np.cumsum([0] + [len(p) for p in np.array_split(np.arange(n), size)])
+
+
+def test_codec_rows_without_copy():
+    big = pd.DataFrame(np.arange(8 * 20000.0).reshape(8, 20000).T.copy(),
+                       columns=[f"c{j}" for j in range(8)])
+    part = big.iloc[5000:15000]
+    blk = part._mgr.blocks[0].values
+    assert not blk.flags.c_contiguous  # a row slice of the (8, N) block
+    meta, bufs, joins = codec.encode_wire(part)
+    assert joins == [[0, 8]] and len(bufs) == 8
+    for j, b in enumerate(bufs):  # the rows themselves, no copy
+        assert np.shares_memory(b, blk[j])
+    recv = codec.alloc_wire([b.nbytes for b in bufs], joins)
+    for r, b in zip(recv, bufs):
+        r[:] = b
+    got = codec.decode(meta, recv)
+    pdt.assert_frame_equal(got, part)
+    v = got._mgr.blocks[0].values
+    assert v.shape == (8, 10000) and v.flags.c_contiguous
+    assert np.shares_memory(v, recv.whole[0])
+    # Buffers allocated one by one still decode (the rows are joined).
+    plain = [codec.alloc(b.nbytes) for b in bufs]
+    for r, b in zip(plain, bufs):
+        r[:] = b
+    pdt.assert_frame_equal(codec.decode(meta, plain), part)
+    # Small rows are copied once instead.
+    meta, bufs, joins = codec.encode_wire(big.iloc[3:40])
+    assert joins == [] and len(bufs) == 1
+    # rows=True: every block row by row, after the index's buffers.
+    df = numeric_frame(50, index=pd.Index(np.arange(50) * 2))
+    meta, bufs, joins = codec.encode_wire(df, rows=True)
+    assert len(bufs) == 1 + df.shape[1] and joins[0][0] == 1
+    recv = codec.alloc_wire([b.nbytes for b in bufs], joins)
+    for r, b in zip(recv, bufs):
+        r[:] = b
+    pdt.assert_frame_equal(codec.decode(meta, recv), df)
+
+
+@pytest.mark.parametrize("n", [0, 1, 3, 40001])
+def test_scatter_frame_rows(comm, n):
+    df = numeric_frame(n)
+    df["s"] = [f"x{i}" for i in range(n)]  # an object-ish column rides along
+    got = comm.scatter(df if comm.rank == 0 else None, root=0)
+    b = bounds_of(n, comm.size)
+    want = df.iloc[b[comm.rank]:b[comm.rank + 1]]
+    pdt.assert_frame_equal(got, want, check_index_type=True)
+    if comm.rank != 0 and len(want) * 8 >= codec.SPLIT_ROW_BYTES:
+        blocks = [blk.values for blk in got._mgr.blocks
+                  if isinstance(blk.values, np.ndarray) and blk.values.dtype == "f8"]
+        assert len(blocks) == 1 and blocks[0].shape == (2, len(want))
+        assert blocks[0].flags.c_contiguous
+    # Non-contiguous rows (every other row) and an F-ordered block.
+    f = pd.DataFrame(np.arange(6.0 * n).reshape(n, 6), columns=list("abcdef"), copy=False)
+    assert f._mgr.blocks[0].values.flags.f_contiguous or n <= 1
+    for src in (f, f.iloc[::2], df.iloc[::-1]):
+        got = comm.scatter(src, root=comm.size - 1)
+        b = bounds_of(len(src), comm.size)
+        pdt.assert_frame_equal(got, src.iloc[b[comm.rank]:b[comm.rank + 1]])
+
+
+def check_gather_concat(comm, part, every, root=0):
+    got = comm.gather(part, root=root, concat=True)
+    if comm.rank == root:
+        if isinstance(part, np.ndarray):
+            same_array(got, np.concatenate([np.atleast_1d(e) for e in every]))
+        else:
+            pdt.assert_frame_equal(got, pd.concat(every), check_index_type=True,
+                                   check_column_type=True, check_freq=True)
+    else:
+        assert got is None
+    return got
+
+
+@pytest.mark.parametrize("kind", ["range", "int", "string", "datetime", "datetime_tz", "multi"])
+def test_gather_concat_frames(comm, kind):
+    def part(r):
+        n = (r * 7 + 3) % 11 + (5000 if r % 2 else 0)
+        first = sum((q * 7 + 3) % 11 + (5000 if q % 2 else 0) for q in range(r))
+        ix = {
+            "range": pd.RangeIndex(first, first + n, name="r"),
+            "int": pd.Index(np.arange(n, dtype="i8") * 3 - r, name="i"),
+            "string": pd.Index([f"r{r}-{i}" for i in range(n)], name="s"),
+            "datetime": pd.date_range("2024-01-01", periods=n, freq="h", name="t") +
+            pd.Timedelta(days=r),
+            "datetime_tz": pd.date_range("2024-03-30", periods=n, freq="D", tz="Europe/Paris"),
+            "multi": pd.MultiIndex.from_arrays([np.full(n, r), np.arange(n)], names=["k", "j"]),
+        }[kind]
+        return numeric_frame(n, first, index=ix, seed=r)
+    every = [part(r) for r in range(comm.size)]
+    me = every[comm.rank]
+    assert codec.concat_layout(me) is not None
+    got = check_gather_concat(comm, me, every, root=comm.size - 1)
+    if comm.rank == comm.size - 1:
+        for blk in got._mgr.blocks:  # one block per dtype, each one C-ordered piece
+            assert blk.values.ndim == 2
+    # Consecutive RangeIndex parts give a RangeIndex, as pandas.concat does.
+    if kind == "range" and comm.rank == comm.size - 1:
+        assert isinstance(got.index, pd.RangeIndex)
+
+
+def test_gather_concat_frame_layouts(comm):
+    r = comm.rank
+    # Non-contiguous numeric blocks: F-ordered, a strided row slice, and a
+    # slice of a bigger frame.
+    a = np.arange(40.0 * 5).reshape(40, 5) + 1000 * r
+    f = pd.DataFrame(a, columns=list("vwxyz"), copy=False)
+    every = [pd.DataFrame(np.arange(40.0 * 5).reshape(40, 5) + 1000 * q, columns=list("vwxyz"))
+             for q in range(comm.size)]
+    check_gather_concat(comm, f, every)
+    check_gather_concat(comm, f.iloc[1::3], [e.iloc[1::3] for e in every])
+    big = numeric_frame(30000, seed=5)
+    b = bounds_of(len(big), comm.size)
+    parts = [big.iloc[b[q]:b[q + 1]] for q in range(comm.size)]
+    got = check_gather_concat(comm, parts[r], parts)
+    if r == 0:
+        pdt.assert_frame_equal(got, big)
+    # Empty parts when there are fewer rows than ranks.
+    small = numeric_frame(max(comm.size - 1, 1))
+    b = bounds_of(len(small), comm.size)
+    parts = [small.iloc[b[q]:b[q + 1]] for q in range(comm.size)]
+    check_gather_concat(comm, parts[r], parts)
+    # Every part empty.
+    parts = [numeric_frame(0) for _ in range(comm.size)]
+    check_gather_concat(comm, parts[r], parts)
+    # Duplicate and MultiIndex column labels.
+    parts = [pd.DataFrame(np.full((3, 3), float(q)), columns=["d", "d", "e"])
+             for q in range(comm.size)]
+    check_gather_concat(comm, parts[r], parts)
+    cols = pd.MultiIndex.from_tuples([("a", 1), ("a", 2), ("b", 1)], names=["x", "y"])
+    parts = [pd.DataFrame(np.full((2, 3), q, dtype="i8"), columns=cols) for q in range(comm.size)]
+    check_gather_concat(comm, parts[r], parts)
+
+
+def test_gather_concat_fallbacks(comm):
+    r = comm.rank
+    # Object and extension columns: the general path.
+    every = [mixed_frame(pd.RangeIndex(q * 10, q * 10 + q + 1)) for q in range(comm.size)]
+    assert codec.concat_layout(every[r]) is None
+    check_gather_concat(comm, every[r], every)
+    # Ranks whose frames differ (dtypes, block layout, columns): pandas.concat.
+    def odd(q):
+        df = numeric_frame(4, seed=q)
+        if q % 2:
+            df["a"] = df["a"].astype("f4")
+            df["new"] = np.arange(4.0)
+        return df
+    every = [odd(q) for q in range(comm.size)]
+    check_gather_concat(comm, every[r], every)
+    cons = [numeric_frame(6, seed=q) for q in range(comm.size)]
+    if r % 2:  # same columns and dtypes, blocks not consolidated
+        cons[r] = cons[r].copy()
+        cons[r]["a"] = cons[r]["a"] + 0
+    check_gather_concat(comm, cons[r], [numeric_frame(6, seed=q) for q in range(comm.size)])
+    # Many columns and few rows.
+    every = [pd.DataFrame(np.full((2, 100), float(q))) for q in range(comm.size)]
+    assert codec.concat_layout(every[r]) is None
+    check_gather_concat(comm, every[r], every)
+    # concat=False still gives the list.
+    got = comm.gather(numeric_frame(3, seed=r), root=0)
+    if r == 0:
+        for q, g in enumerate(got):
+            pdt.assert_frame_equal(g, numeric_frame(3, seed=q))
+
+
+def test_gather_concat_arrays(comm):
+    r, k = comm.rank, comm.size
+    for dt in ("f8", "i2", "?", "M8[ns]", ">i4", "c16", "S5"):
+        every = [make(dt, ((q * 5) % 7, 3), seed=q) for q in range(k)]
+        # np.concatenate gives native byte order: such arrays take the general path.
+        assert (codec.concat_layout(every[r]) is None) == (dt == ">i4")
+        check_gather_concat(comm, every[r], every)
+    every = [make("i8", (q % 2,), seed=q) for q in range(k)]  # some parts empty
+    check_gather_concat(comm, every[r], every, root=k - 1)
+    every = [np.array(q * 1.5) for q in range(k)]  # 0-d arrays
+    check_gather_concat(comm, every[r], every)
+    base = [make("f4", (12, 8), seed=q) for q in range(k)]
+    every = [b[::2, 1::3] for b in base]  # sliced: made contiguous once
+    check_gather_concat(comm, every[r], every)
+    every = [np.asfortranarray(b) for b in base]  # F-ordered: np.concatenate
+    assert codec.concat_layout(every[r]) is None
+    got = check_gather_concat(comm, every[r], every)
+    if r == 0:
+        assert got.flags.f_contiguous == np.concatenate(every).flags.f_contiguous
+    # Dtypes or shapes that differ across ranks: np.concatenate promotes.
+    every = [make("f8" if q % 2 else "i4", (3, 2), seed=q) for q in range(k)]
+    check_gather_concat(comm, every[r], every)
+    every = [make("f8", (3, 2 + (q % 2)), seed=q) for q in range(k)]
+    if k > 1:
+        with pytest.raises(ValueError):
+            comm.gather(every[r], root=0, concat=True) if r == 0 else (
+                comm.gather(every[r], root=0, concat=True), np.concatenate(every))
+    big = [make("f8", (20001 + q, 4), seed=q) for q in range(k)]
+    got = check_gather_concat(comm, big[r], big)
+    if r == 0:
+        assert got.flags.c_contiguous and got.__array_interface__["data"][0] % 64 == 0
