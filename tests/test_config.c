@@ -41,13 +41,13 @@ START_TEST(defaults_when_unset)
         ck_assert_str_eq(npi_config_get(t[i].name, &src), t[i].default_val);
         ck_assert_int_eq(src, NPI_CONFIG_DEFAULT);
     }
-    ck_assert_str_eq(npi_config_get("NUMPUSH_TIMEOUT", NULL), "10");
+    ck_assert_str_eq(npi_config_get("NUMPUSH_TIMEOUT", NULL), "5");
     long l = 0;
     ck_assert_int_eq(npi_config_long("NUMPUSH_TIMEOUT", &l), NP_OK);
-    ck_assert_int_eq(l, 10);
+    ck_assert_int_eq(l, 5);
     double d = 0;
     ck_assert_int_eq(npi_config_double("NUMPUSH_TIMEOUT", &d), NP_OK);
-    ck_assert_double_eq(d, 10.0);
+    ck_assert_double_eq(d, 5.0);
 }
 END_TEST
 
@@ -63,7 +63,7 @@ START_TEST(environment_overrides)
 
     /* An empty value means "unset", so the default comes back. */
     setenv("NUMPUSH_SPIN", "", 1);
-    ck_assert_str_eq(npi_config_get("NUMPUSH_SPIN", &src), "2000");
+    ck_assert_str_eq(npi_config_get("NUMPUSH_SPIN", &src), "auto");
     ck_assert_int_eq(src, NPI_CONFIG_DEFAULT);
 
     setenv("NUMPUSH_TIMEOUT", "2.5", 1);

@@ -34,7 +34,7 @@ check "numpush-info exits 0" test $rc -eq 0
 check "the version line comes first" sh -c "head -1 '$out' | grep -q '^numpush 0\.1\.0$'"
 check "tcp is always compiled in" grep -q '^  tcp  *yes' "$out"
 check "an environment value says environment" grep -Eq '^  NUMPUSH_SPIN +123 +environment ' "$out"
-check "an unset setting says default" grep -Eq '^  NUMPUSH_TIMEOUT +10 +default ' "$out"
+check "an unset setting says default" grep -Eq '^  NUMPUSH_TIMEOUT +5 +default ' "$out"
 check "the synthetic topology is named" grep -q 'synthetic "pack:2 l3:2 core:2 pu:1"' "$out"
 check "2 packages" grep -Eq '^  packages +2$' "$out"
 check "4 L3 caches" grep -Eq '^  L3 caches +4$' "$out"

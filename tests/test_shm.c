@@ -21,6 +21,7 @@ static void setup(void)
     snprintf(shm_job, sizeof shm_job, "tshm%ld", (long)getpid());
     ck_assert_int_eq(npi_shm_configure(), NP_OK);
     npi_shm_conf.timeout_ns = 5000000000ull;
+    npi_shm_conf.wait_timeout_ns = 0;
 }
 
 static bool name_exists(const npi_shm *s)
@@ -168,12 +169,37 @@ START_TEST(wait_reports_dead_peer)
 }
 END_TEST
 
+/* NUMPUSH_WAIT_TIMEOUT bounds a wait for a live peer. */
 START_TEST(wait_times_out)
 {
-    npi_shm_conf.timeout_ns = 100000000ull;
+    npi_shm_conf.wait_timeout_ns = 100000000ull;
     npi_shm s;
     ck_assert_int_eq(npi_shm_attach(&s, shm_job, 6, 1, 0), NP_OK);
     ck_assert_int_eq(npi_shm_wait_flag(&s, 0, 0, 1, "test"), NP_ERR_TIMEOUT);
+    npi_shm_detach(&s);
+}
+END_TEST
+
+/* NUMPUSH_TIMEOUT bounds only the detection of a dead peer: a live peer
+ * that takes three times as long is still waited for. */
+START_TEST(wait_outlasts_timeout_for_live_peer)
+{
+    npi_shm_conf.timeout_ns = 100000000ull;
+    npi_shm s;
+    ck_assert_int_eq(npi_shm_attach(&s, shm_job, 7, 2, 0), NP_OK);
+    pid_t child = fork();
+    if (child == 0) {
+        npi_shm c;
+        npi_shm_attach(&c, shm_job, 7, 2, 1);
+        usleep(300000);
+        npi_flag_set(&c.ctl[1].post[0].flag, 1);
+        pause();
+        _exit(0);
+    }
+    ck_assert_int_eq(npi_shm_wait_flag(&s, 1, 0, 1, "test"), NP_OK);
+    kill(child, SIGKILL);
+    int status;
+    waitpid(child, &status, 0);
     npi_shm_detach(&s);
 }
 END_TEST
@@ -203,6 +229,7 @@ int main(void)
     tcase_add_test(tc, wait_sleeps_and_wakes_across_fork);
     tcase_add_test(tc, wait_reports_dead_peer);
     tcase_add_test(tc, wait_times_out);
+    tcase_add_test(tc, wait_outlasts_timeout_for_live_peer);
     tcase_add_test(tc, cma_reads_and_writes_own_memory);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

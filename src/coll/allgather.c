@@ -80,23 +80,26 @@ static np_err allgather_run(npi_call *x, const void *sendbuf, void *recvbuf, siz
     npi_coll_sig sig = {NPI_COLL_ALLGATHER, dt, count, -1, NP_OP_NULL};
     np_err err = npi_call_arrive(x, &sig, alg, in_place ? NULL : sendbuf, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
-        return err;
+        return npi_call_end(x, err);
     if (!in_place)
         npi_copy(rbuf + (size_t)x->me * bytes, mine, bytes);
     if (x->n == 1)
-        return NP_OK;
+        return npi_call_end(x, NP_OK);
     switch (alg) {
     case NPI_ALG_EAGER:
-        return allgather_eager(x, rbuf, bytes);
+        return npi_call_end(x, allgather_eager(x, rbuf, bytes));
     case NPI_ALG_CMA:
-        return allgather_cma(x, rbuf, bytes, in_place);
+        return npi_call_end(x, allgather_cma(x, rbuf, bytes, in_place));
     default:
-        return allgather_cells(x, mine, rbuf, bytes);
+        return npi_call_end(x, allgather_cells(x, mine, rbuf, bytes));
     }
 }
 
 np_err np_allgather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_allgather(sendbuf, recvbuf, count, dt, comm);
     static const char who[] = "np_allgather";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLGATHER, who);
@@ -114,6 +117,9 @@ np_err np_allgather(const void *sendbuf, void *recvbuf, size_t count, np_dtype d
 np_err npi_coll_allgather_bytes(const void *mine, void *all, size_t bytes, np_comm *comm,
                                 const char *who)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_allgather(mine, all, bytes, NP_BYTE, comm);
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLGATHER, who);
     if (err != NP_OK)

@@ -150,6 +150,9 @@ static np_err allreduce_cma(npi_call *x, const char *mine, char *rbuf, size_t co
 np_err np_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_op op,
                     np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_allreduce(sendbuf, recvbuf, count, dt, op, comm);
     static const char who[] = "np_allreduce";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLREDUCE, who);
@@ -171,18 +174,18 @@ np_err np_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype d
     npi_coll_sig sig = {NPI_COLL_ALLREDUCE, dt, count, -1, op};
     err = npi_call_arrive(&x, &sig, alg, mine, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
-        return err;
+        return npi_call_end(&x, err);
     if (x.n == 1) {
         if (!in_place)
             npi_copy(recvbuf, mine, bytes);
-        return NP_OK;
+        return npi_call_end(&x, NP_OK);
     }
     switch (alg) {
     case NPI_ALG_EAGER:
-        return allreduce_eager(&x, recvbuf, count, dt, op);
+        return npi_call_end(&x, allreduce_eager(&x, recvbuf, count, dt, op));
     case NPI_ALG_CMA:
-        return allreduce_cma(&x, mine, recvbuf, count, dt, op);
+        return npi_call_end(&x, allreduce_cma(&x, mine, recvbuf, count, dt, op));
     default:
-        return allreduce_cells(&x, mine, recvbuf, count, dt, op);
+        return npi_call_end(&x, allreduce_cells(&x, mine, recvbuf, count, dt, op));
     }
 }

@@ -75,6 +75,9 @@ static np_err alltoall_cma(npi_call *x, const char *sbuf, char *rbuf, size_t byt
 
 np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_alltoall(sendbuf, recvbuf, count, dt, comm);
     static const char who[] = "np_alltoall";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLTOALL, who);
@@ -103,13 +106,13 @@ np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt
     npi_coll_sig sig = {NPI_COLL_ALLTOALL, dt, count, -1, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, alg, src, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
-        return err;
+        return npi_call_end(&x, err);
     switch (alg) {
     case NPI_ALG_EAGER:
-        return alltoall_eager(&x, recvbuf, bytes);
+        return npi_call_end(&x, alltoall_eager(&x, recvbuf, bytes));
     case NPI_ALG_CMA:
-        return alltoall_cma(&x, src, recvbuf, bytes);
+        return npi_call_end(&x, alltoall_cma(&x, src, recvbuf, bytes));
     default:
-        return alltoall_cells(&x, src, recvbuf, bytes);
+        return npi_call_end(&x, alltoall_cells(&x, src, recvbuf, bytes));
     }
 }

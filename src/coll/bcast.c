@@ -52,21 +52,36 @@ static np_err bcast_cells(npi_call *x, char *buf, size_t bytes, int root)
 
 /*
  * cma: every receiver reads the root's buffer straight into its own with
- * process_vm_readv (one copy, all receivers in parallel), then reports
- * step 1; the root waits for every report before it may return and let
- * the caller reuse the buffer.  Bytes per rank: N read once.  Wins: large
- * payloads; this is the single-copy limit of a broadcast.
+ * process_vm_readv (one copy, all receivers in parallel).  When every rank
+ * has a core, the root would idle meanwhile, so it writes the last 1/n of
+ * every receiver's buffer itself with process_vm_writev (root share) and
+ * posts step 1; a receiver reads the rest, posts step 1 and waits for the
+ * root's step 1 before its buffer is complete.  The root waits for every
+ * step 1 before it may return and let the caller reuse the buffer.  Bytes
+ * per rank: N read once (n-1 N/n by receivers, N/n each by the root).
+ * Wins: large payloads.  The root's share, with two ranks, halves the time
+ * while the buffer stays in the caches (up to a few MiB); beyond, memory
+ * bandwidth bounds both copies together (see decide.c).
  */
 static np_err bcast_cma(npi_call *x, void *buf, size_t bytes, int root)
 {
     np_err err;
-    if (x->me == root)
+    size_t share = npi_coll_root_share(x, bytes), pull = bytes - share;
+    if (x->me == root) {
+        for (int k = 1; share && k < x->n; k++) {
+            int q = (root + k) % x->n;
+            err = npi_call_push(x, q, npi_call_entry(x, q)->rbuf + pull, (char *)buf + pull, share);
+            if (err != NP_OK)
+                return err;
+        }
+        npi_call_post(x, 1);
         return npi_call_wait_all(x, 1);
-    err = npi_call_pull(x, root, buf, npi_call_entry(x, root)->rbuf, bytes);
+    }
+    err = npi_call_pull(x, root, buf, npi_call_entry(x, root)->rbuf, pull);
     if (err != NP_OK)
         return err;
     npi_call_post(x, 1);
-    return NP_OK;
+    return share ? npi_call_wait(x, root, 1) : NP_OK;
 }
 
 /*
@@ -108,6 +123,9 @@ static np_err bcast_tree(npi_call *x, void *buf, size_t bytes, int root)
 
 np_err np_bcast(void *buf, size_t count, np_dtype dt, int root, np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_bcast(buf, count, dt, root, comm);
     static const char who[] = "np_bcast";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_BCAST, who);
@@ -122,18 +140,22 @@ np_err np_bcast(void *buf, size_t count, np_dtype dt, int root, np_comm *comm)
     npi_alg alg = npi_coll_decide(&x, bytes);
     if (bad == NP_OK && alg == NPI_ALG_EAGER && x.me == root)
         npi_copy(npi_call_eager(&x, root), buf, bytes);
+    /* The root of an eager broadcast needs nothing, its receivers
+     * need only the root's post (coll.c, "Running ahead"). */
+    x.ahead = alg == NPI_ALG_EAGER;
+    x.ahead_wait = root;
     npi_coll_sig sig = {NPI_COLL_BCAST, dt, count, root, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, alg, buf, buf, bad);
     if (err != NP_OK || bytes == 0 || x.n == 1)
-        return err;
+        return npi_call_end(&x, err);
     switch (alg) {
     case NPI_ALG_EAGER:
-        return bcast_eager(&x, buf, bytes, root);
+        return npi_call_end(&x, bcast_eager(&x, buf, bytes, root));
     case NPI_ALG_CMA:
-        return bcast_cma(&x, buf, bytes, root);
+        return npi_call_end(&x, bcast_cma(&x, buf, bytes, root));
     case NPI_ALG_TREE:
-        return bcast_tree(&x, buf, bytes, root);
+        return npi_call_end(&x, bcast_tree(&x, buf, bytes, root));
     default:
-        return bcast_cells(&x, buf, bytes, root);
+        return npi_call_end(&x, bcast_cells(&x, buf, bytes, root));
     }
 }

@@ -1,10 +1,76 @@
 /*
  * The arrival round and argument checks shared by every collective.
+ *
+ * Running ahead.  In an eager call, most ranks need at most one peer:
+ * the root of a broadcast or scatter needs no one, their receivers need
+ * only the root's post, a non-root of a gather or reduce needs no one.
+ * Waiting in the arrival round for every peer would cost each of them a
+ * round trip to every rank (about 2 us with four ranks on two cores, where
+ * the peers may not even be running) for nothing but the mismatch check.
+ * Such a rank (x->ahead) publishes, waits for the one post it needs
+ * (x->ahead_wait), checks that post's signature against its own, and
+ * returns.  It then waits for every arrival at the start of its next call
+ * on the communicator, which it must do anyway before it reuses the post
+ * and eager area of that parity, and compares every signature there.  So:
+ *   - a rank whose call disagrees with the post it reads (its root's, or
+ *     any rank's where it waits for all) gets NP_ERR_MISMATCH from the call
+ *     itself, and never a wrong result;
+ *   - every other rank of a call where some ranks disagree gets
+ *     NP_ERR_MISMATCH from that call or, if it ran ahead, from its next
+ *     collective on the communicator at the latest; that next call has still
+ *     done its own work in step with the others (the message says the
+ *     mismatch was in the previous call), so the communicator stays usable;
+ *   - a rank runs ahead by one call at most (posts alternate by parity),
+ *     so no rank is ever more than one call ahead of the slowest.
+ * A peer's death during a call a rank ran ahead of is likewise reported
+ * by its next call.
  */
 #include "coll.h"
 
 #include <stdio.h>
 #include <string.h>
+
+static np_err coll_check(npi_call *x);
+static npi_coll coll_of(const npi_shm_post *p);
+
+/* The previous call ran ahead: wait until every rank has arrived at it
+ * (after which none reads its post or eager area any more) and check the
+ * signatures it skipped. */
+static np_err coll_settle(npi_call *x)
+{
+    npi_call prev = *x;
+    prev.seq = x->seq - 1;
+    prev.base = prev.seq << NPI_STEP_BITS;
+    prev.who = npi_coll_name(coll_of(npi_call_entry(&prev, x->me)));
+    np_err err = npi_call_wait_all(&prev, 0);
+    if (err != NP_OK)
+        return err;
+    if (!x->c->ahead_told && coll_check(&prev) != NP_OK) {
+        np_comm *c = x->c;
+        c->late_err = NP_ERR_MISMATCH;
+        /* Drop the "rank N: " prefix: npi_error adds it again. */
+        const char *msg = np_last_error(), *colon = strstr(msg, ": ");
+        if (strncmp(msg, "rank ", 5) == 0 && colon)
+            msg = colon + 2;
+        snprintf(c->late_msg, sizeof c->late_msg, "%s: %s", x->who, msg);
+    }
+    return NP_OK;
+}
+
+np_err npi_call_end(npi_call *x, np_err err)
+{
+    np_comm *c = x->c;
+    if (NPI_LIKELY(c->late_err == NP_OK))
+        return err;
+    np_err late = c->late_err;
+    c->late_err = NP_OK;
+    if (err != NP_OK)
+        return err;
+    return npi_error(late,
+                     "%s (reported late: this rank had left the previous call before its "
+                     "peers checked it; this call itself completed)",
+                     c->late_msg);
+}
 
 np_err npi_call_begin(npi_call *x, np_comm *comm, npi_coll coll, const char *who)
 {
@@ -26,6 +92,15 @@ np_err npi_call_begin(npi_call *x, np_comm *comm, npi_coll coll, const char *who
     x->base = x->seq << NPI_STEP_BITS;
     x->coll = coll;
     x->who = who;
+    x->eager_bytes = 0;
+    x->ahead = false;
+    x->ahead_wait = -1;
+    if (NPI_UNLIKELY(comm->ahead != 0)) {
+        comm->ahead = 0;
+        err = coll_settle(x);
+        comm->ahead_told = false;
+        return err;
+    }
     return NP_OK;
 }
 
@@ -97,8 +172,9 @@ static bool coll_agree(const npi_shm_post *r, const npi_shm_post *q, const uint6
     return r->count == q->count;
 }
 
-/* Name every rank whose call differs from the reference rank's. */
-static np_err coll_mismatch(npi_call *x, int ref, const uint64_t *counts)
+/* Name every rank whose call differs from the reference rank's (only
+ * rank only, if only >= 0: the others may not have published yet). */
+static np_err coll_mismatch(npi_call *x, int ref, const uint64_t *counts, int only)
 {
     char msg[900];
     size_t used = 0;
@@ -111,7 +187,7 @@ static np_err coll_mismatch(npi_call *x, int ref, const uint64_t *counts)
                              npi_alg_name(coll_alg_of(r)));
     for (int q = 0; q < x->n && used < sizeof msg; q++) {
         const npi_shm_post *e = npi_call_entry(x, q);
-        if (q == ref || coll_agree(r, e, counts, q))
+        if (q == ref || (only >= 0 && q != only) || coll_agree(r, e, counts, q))
             continue;
         coll_sig_of(e, &sig);
         npi_coll_sig_format(&sig, sig_text, sizeof sig_text);
@@ -136,6 +212,25 @@ np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const 
     e->root = sig->root;
     e->flag.aux = coll_aux(sig->coll, sig->dtype, alg, local_err);
     npi_call_post(x, 0);
+    if (x->ahead && local_err == NP_OK && x->n > 1) {
+        x->c->ahead = x->seq;
+        int q = x->ahead_wait;
+        if (q < 0 || q == x->me)
+            return NP_OK;
+        np_err err = npi_call_wait(x, q, 0);
+        if (err != NP_OK)
+            return err;
+        const npi_shm_post *o = npi_call_entry(x, q);
+        if (coll_err_of(o) != NP_OK)
+            err = npi_error(NP_ERR_MISMATCH, "%s: rank %d passed invalid arguments (%s)", x->who, q,
+                            np_errname(coll_err_of(o)));
+        else if (!coll_agree(o, npi_call_entry(x, x->me), npi_call_scratch(x), x->me))
+            err = coll_mismatch(x, q, npi_call_scratch(x), x->me);
+        /* Told now: the next call's check of this one must not tell again. */
+        x->c->ahead_told = err != NP_OK;
+        return err;
+    }
+    x->ahead = false;
     /* Keep the detail message of a local error: waiting must not replace it
      * unless waiting itself fails. */
     np_err err = npi_call_wait_all(x, 0);
@@ -143,7 +238,17 @@ np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const 
         return err;
     if (local_err != NP_OK)
         return local_err;
-    int ref = npi_coll_has_root(sig->coll) ? sig->root : 0;
+    return coll_check(x);
+}
+
+/* Compare every rank's published signature for call x with the reference
+ * rank's (the root's, else rank 0's). */
+static np_err coll_check(npi_call *x)
+{
+    const npi_shm_post *mine = npi_call_entry(x, x->me);
+    int ref = npi_coll_has_root(coll_of(mine)) ? mine->root : 0;
+    if (ref < 0 || ref >= x->n)
+        ref = x->me;
     const npi_shm_post *r = npi_call_entry(x, ref);
     const uint64_t *counts = npi_call_scratch(x);
     for (int q = 0; q < x->n; q++) {
@@ -154,7 +259,7 @@ np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const 
     }
     for (int q = 0; q < x->n; q++)
         if (!coll_agree(r, npi_call_entry(x, q), counts, q))
-            return coll_mismatch(x, ref, counts);
+            return coll_mismatch(x, ref, counts, -1);
     return NP_OK;
 }
 
@@ -193,6 +298,11 @@ npi_alg npi_coll_decide(npi_call *x, size_t bytes)
     bool per_peer = x->coll == NPI_COLL_SCATTER || x->coll == NPI_COLL_ALLTOALL;
     x->eager_bytes = per_peer ? bytes * (size_t)x->n : bytes;
     return npi_decide(&in);
+}
+
+size_t npi_coll_root_share(const npi_call *x, size_t bytes)
+{
+    return npi_decide_root_share(bytes, x->n, x->s->cores);
 }
 
 void npi_coll_reduce_ordered(void *acc, const void *const *in, int k, size_t count, np_dtype dt,

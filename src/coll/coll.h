@@ -12,6 +12,10 @@
  * every rank has finished call seq - 1, after which the shared cells may be
  * reused; eager areas and signatures alternate by parity of seq, so a rank
  * may fill its next ones before it arrives.
+ *
+ * In an eager call, a rank that needs at most one peer's post (see
+ * "Running ahead" in coll.c) skips the rest of the arrival round: the wait
+ * for every peer and the full check move to the start of its next call.
  */
 #ifndef NUMPUSH_COLL_H
 #define NUMPUSH_COLL_H
@@ -19,6 +23,7 @@
 #include "core/comm.h"
 #include "core/envelope.h"
 #include "decide.h"
+#include "hier.h"
 #include "npi.h"
 
 #define NPI_STEP_BITS 24
@@ -31,10 +36,23 @@ typedef struct npi_call {
     npi_coll coll;
     const char *who;
     size_t eager_bytes; /* bytes each rank publishes for the eager algorithm */
+    /* Set by the caller before arriving (see "Running ahead" in coll.c):
+     * this rank needs nothing from this call but, if ahead_wait >= 0, that
+     * rank's post, so it waits for that one alone and leaves. */
+    bool ahead;
+    int ahead_wait;
 } npi_call;
 
-/* Check comm; on success start call x: the next sequence number. */
+/* Check comm; on success start call x: the next sequence number.  If the
+ * previous call on comm ran ahead, first wait until every rank has arrived
+ * at it and check their signatures; a mismatch found there is held for
+ * npi_call_end.  Errors: NP_ERR_COMM, NP_ERR_PEER, NP_ERR_TIMEOUT. */
 np_err npi_call_begin(npi_call *x, np_comm *comm, npi_coll coll, const char *who);
+
+/* Finish call x whose own outcome is err: a call that succeeded reports a
+ * mismatch held from the previous call, which ran ahead.  Returns the
+ * error to give the user. */
+np_err npi_call_end(npi_call *x, np_err err);
 
 static inline npi_shm_post *npi_call_post_of(npi_call *x, int q)
 {
@@ -62,7 +80,8 @@ static inline const npi_shm_post *npi_call_entry(npi_call *x, int q)
 }
 
 /* Publish this rank's signature (and buffer addresses for single copies),
- * wait for every rank to do the same and compare.  local_err is this rank's
+ * wait for every rank to do the same and compare (unless x->ahead: then
+ * return at once, see npi_call_begin).  local_err is this rank's
  * own argument error (NP_OK if none): it still takes part so that its peers
  * fail fast with NP_ERR_MISMATCH instead of waiting for it, and it returns
  * local_err.  Errors: local_err, NP_ERR_MISMATCH, NP_ERR_PEER,
@@ -102,6 +121,14 @@ static inline np_err npi_call_push(npi_call *x, int q, uint64_t addr, const void
 {
     return npi_cma_write(x->s->ctl[q].pid, addr, src, n);
 }
+
+/* The part of each receiver's buffer of bytes that the root of a CMA
+ * broadcast writes itself, so that its core, idle otherwise, shares the
+ * copying: the last share bytes of every buffer.  Nonzero only when every rank has a core of its
+ * own (otherwise the root's copies just take a core from a peer that copies) and the block is large
+ * enough to pay for the extra system calls.  Every rank computes the same value from the same
+ * inputs. */
+size_t npi_coll_root_share(const npi_call *x, size_t bytes);
 
 /* Number of windows of w bytes that cover n bytes (at least 1). */
 static inline size_t npi_windows(size_t n, size_t w)

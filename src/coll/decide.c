@@ -8,26 +8,41 @@
  * moves each byte once; it wins for large blocks, from sizes where the
  * system call and page pinning cost less than a second copy.
  *
- * The cut-offs come from this run, on the 2-core CI machine (Intel Xeon
- * VM, shared with other jobs, so only ratios measured in one run count):
+ * The cut-offs come from these runs, on the 2-core machine (Intel Xeon VM,
+ * shared with other engineers' builds and tests, so every figure is the
+ * best of three interleaved runs and only comparisons within one sweep
+ * count):
  *
- *   for a in eager cells cma; do NUMPUSH_SHM_EAGER=1048576 \
+ *   for a in eager cells cma; do NUMPUSH_SHM_EAGER=4194304 \
  *     NUMPUSH_{BCAST,SCATTER,GATHER,ALLREDUCE,REDUCE,ALLGATHER,ALLTOALL}_ALG=$a \
- *     numpush-run -n {2,4} bench/bench_coll -s 1K,4K,16K,64K,256K,1M,4M -b 0.2; done
+ *     numpush-run -n {2,4} bench/bench_coll -s 4K,16K,64K,256K,1M,4M,16M -b 0.15; done
  *
- * With one rank per core, CMA overtook both others at 16 KiB for the
- * data movers (at 16 KiB: gather 1.15 us against 2.40 us for cells) and at
- * 64 KiB for allreduce (10.0 against 11.4 us).  With more ranks than cores
- * (4 on 2) every extra system call may hand the core to another rank, so
- * eager and cells hold longer: CMA from 64 KiB for scatter, gather and
- * alltoall, from 256 KiB for allgather and from 1 MiB for the reductions,
- * and a broadcast goes back to cells from 256 KiB (1 MiB: 116 us cells
- * against 188 us CMA, three readers of one buffer on two cores).
+ * With one rank per core (2 ranks), CMA overtakes eager at 16 KiB for the
+ * data movers (bcast 16 KiB: 1.2 us against 2.8 us eager; alltoall 2.0
+ * against 3.8 us), and at 512 KiB for the reductions, whose eager form
+ * reduces straight out of shared memory (allreduce 256 KiB: eager 22.6,
+ * CMA 30.8 us; 1 MiB: 169 against 148 us; reduce 256 KiB 13.5 against
+ * 13.9 us, 1 MiB 95 against 67 us).
+ *
+ * With more ranks than cores (4 on 2) every synchronisation may cost a
+ * context switch, so the algorithm with the fewest waits wins: eager, in
+ * which the ranks that only publish leave at once (coll.c, "Running
+ * ahead").  For bcast, gather and reduce it beats both others wherever the
+ * payload fits the eager area (bcast 64 KiB 3.3 us against 8.8 cells and
+ * 10.5 CMA; 1 MiB 127 against 164 and 294 us; gather 1 MiB 164 against
+ * 243 us CMA; reduce 1 MiB 150 against 235 us CMA), which is why the area
+ * is 1 MiB per rank (NUMPUSH_SHM_EAGER).  The others switch to CMA at 64
+ * KiB (scatter 9.4 against 11.3 us eager, alltoall 43.5 against 63.2 us)
+ * or 256 KiB (allgather 149 against 185 us eager, allreduce 86 against 93
+ * eager and 119 cells).  A broadcast beyond the eager area goes to cells
+ * (3 receivers reading one buffer with CMA on 2 cores read it from memory
+ * three times; 16 MiB earlier: cells 2261 us against CMA 3525 us).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include "decide.h"
+#include "shm/shm.h"
 
 #include <sched.h>
 
@@ -48,12 +63,58 @@ static size_t decide_cma_from(npi_coll c, bool over)
     case NPI_COLL_ALLGATHER:
         return over ? 256 * 1024 : 16 * 1024;
     case NPI_COLL_REDUCE:
-        return over ? 1024 * 1024 : 16 * 1024;
     case NPI_COLL_ALLREDUCE:
-        return over ? 1024 * 1024 : 64 * 1024;
+        return over ? 256 * 1024 : 512 * 1024;
     default:
         return SIZE_MAX;
     }
+}
+
+/* Block size (bytes) below which eager wins when it fits the eager area,
+ * with or without single copy: everywhere for the oversubscribed bcast,
+ * gather and reduce; else up to where CMA takes over, and without CMA no
+ * further than the sweep showed eager ahead of cells (2 ranks, 64 KiB:
+ * bcast 8.4 us eager against 3.1 us cells, scatter 6.0 against 4.5). */
+static size_t decide_eager_below(npi_coll c, bool over)
+{
+    switch (c) {
+    case NPI_COLL_BCAST:
+    case NPI_COLL_GATHER:
+        return over ? SIZE_MAX : 16 * 1024;
+    case NPI_COLL_SCATTER:
+    case NPI_COLL_ALLTOALL:
+        return over ? 64 * 1024 : 16 * 1024;
+    case NPI_COLL_ALLGATHER:
+        return over ? 256 * 1024 : 16 * 1024;
+    case NPI_COLL_REDUCE:
+        return over ? SIZE_MAX : 512 * 1024;
+    case NPI_COLL_ALLREDUCE:
+        return 512 * 1024;
+    default:
+        return 0;
+    }
+}
+
+/* Blocks from which the root of a CMA broadcast writes 1/n of every
+ * receiver's buffer itself (see npi_coll_root_share and bcast.c).  With
+ * two ranks, best of six interleaved runs each, with and without:
+ *   numpush-run -n 2 bench/bench_coll -c bcast -s 512K,1M,4M,16M,64M -b 0.15
+ * 512 KiB 10.2 against 19.1 us, 1 MiB 20.2 against 54.6 us, 4 MiB 307
+ * against 351 us; from 16 MiB the copies are bound by memory bandwidth
+ * and both take the same time (1456 against 1443 us, 13.0 against 13.2 ms).
+ * Scatter and gather gain nothing from it: their root already copies its
+ * own block, which takes as long as a receiver's whole copy (4 MiB scatter
+ * 655 us with a root share against 510 us without). */
+#define DECIDE_ROOT_SHARE_MIN (256 * 1024)
+
+size_t npi_decide_root_share(size_t bytes, int ranks, int cores)
+{
+    if (ranks < 2 || ranks > cores || bytes < DECIDE_ROOT_SHARE_MIN)
+        return 0;
+    /* With n ranks each copying, the root's (n-1) shares take as long as a
+     * receiver's remaining bytes when the share is bytes / n.  Whole pages
+     * keep both copies page-aligned in the source. */
+    return bytes / (size_t)ranks / 4096 * 4096;
 }
 
 /* Oversubscribed broadcasts return to cells from this size (see above). */
@@ -103,7 +164,7 @@ npi_alg npi_decide_table(const npi_decide_in *in)
     if (over && in->coll == NPI_COLL_BCAST && in->bytes >= DECIDE_BCAST_OVER_CELLS &&
         !decide_possible(in, NPI_ALG_TREE))
         cma = false;
-    if (!cma && decide_possible(in, NPI_ALG_EAGER))
+    if (in->bytes < decide_eager_below(in->coll, over) && decide_possible(in, NPI_ALG_EAGER))
         return NPI_ALG_EAGER;
     if (cma)
         return decide_possible(in, NPI_ALG_TREE) ? NPI_ALG_TREE : NPI_ALG_CMA;
@@ -162,7 +223,7 @@ void npi_decide_print(FILE *out)
 {
     static const size_t sizes[] = {8, 4096, 16384, 65536, 262144, 1048576, 67108864};
     static const int ranks[] = {2, 4, 8};
-    size_t eager = 16384;
+    size_t eager = 1048576;
     long v;
     if (npi_config_long("NUMPUSH_SHM_EAGER", &v) == NP_OK && v > 0)
         eager = (size_t)v;
@@ -180,7 +241,8 @@ void npi_decide_print(FILE *out)
         for (size_t r = 0; r < sizeof ranks / sizeof ranks[0]; r++) {
             fprintf(out, "  %-10s %5d", npi_coll_name((npi_coll)c), ranks[r]);
             for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
-                npi_decide_in yes = {(npi_coll)c, sizes[i], ranks[r], true, eager, 1, cores};
+                size_t area = npi_shm_eager_size(eager, ranks[r]);
+                npi_decide_in yes = {(npi_coll)c, sizes[i], ranks[r], true, area, 1, cores};
                 npi_decide_in no = yes;
                 no.cma = false;
                 char cell[24];

@@ -45,6 +45,10 @@ np_err npi_decide_load(void);
  * npi_decide_load when the forced algorithm is possible for these inputs. */
 npi_alg npi_decide(const npi_decide_in *in);
 
+/* Bytes at the end of each receiver's buffer that the root of a CMA
+ * broadcast writes itself (0: none); see npi_coll_root_share. */
+size_t npi_decide_root_share(size_t bytes, int ranks, int cores);
+
 /* "eager", "cells", "cma", "flags". */
 const char *npi_alg_name(npi_alg a);
 

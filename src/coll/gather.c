@@ -71,6 +71,9 @@ static np_err gather_cma(npi_call *x, const char *mine, size_t bytes, int root)
 np_err np_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, int root,
                  np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_gather(sendbuf, recvbuf, count, dt, root, comm);
     static const char who[] = "np_gather";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_GATHER, who);
@@ -88,20 +91,22 @@ np_err np_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, 
     npi_alg alg = npi_coll_decide(&x, bytes);
     if (bad == NP_OK && alg == NPI_ALG_EAGER && x.me != root)
         npi_copy(npi_call_eager(&x, x.me), sendbuf, bytes);
+    /* A non-root of an eager gather only publishes (coll.c). */
+    x.ahead = alg == NPI_ALG_EAGER && x.me != root;
     npi_coll_sig sig = {NPI_COLL_GATHER, dt, count, root, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, alg, sendbuf, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
-        return err;
+        return npi_call_end(&x, err);
     if (x.me == root && !in_place)
         npi_copy((char *)recvbuf + (size_t)root * bytes, sendbuf, bytes);
     if (x.n == 1)
-        return NP_OK;
+        return npi_call_end(&x, NP_OK);
     switch (alg) {
     case NPI_ALG_EAGER:
-        return gather_eager(&x, recvbuf, bytes, root);
+        return npi_call_end(&x, gather_eager(&x, recvbuf, bytes, root));
     case NPI_ALG_CMA:
-        return gather_cma(&x, sendbuf, bytes, root);
+        return npi_call_end(&x, gather_cma(&x, sendbuf, bytes, root));
     default:
-        return gather_cells(&x, sendbuf, recvbuf, bytes, root);
+        return npi_call_end(&x, gather_cells(&x, sendbuf, recvbuf, bytes, root));
     }
 }

@@ -67,6 +67,9 @@ static np_err gatherv_cma(npi_call *x, const char *mine, size_t es, int root)
 np_err np_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, const size_t *counts,
                   const size_t *displs, np_dtype dt, int root, np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_gatherv(sendbuf, sendcount, recvbuf, counts, displs, dt, root, comm);
     static const char who[] = "np_gatherv";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_GATHERV, who);
@@ -103,7 +106,7 @@ np_err np_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, const si
     npi_coll_sig sig = {NPI_COLL_GATHERV, dt, sendcount, root, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, NPI_ALG_CELLS, sendbuf, recvbuf, bad);
     if (err != NP_OK)
-        return err;
+        return npi_call_end(&x, err);
     const uint64_t *pub = npi_call_scratch(&x);
     max = 0;
     for (int q = 0; q < x.n; q++)
@@ -112,9 +115,9 @@ np_err np_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, const si
     if (x.me == root && !in_place)
         npi_copy((char *)recvbuf + pub[x.n + root] * es, sendbuf, pub[root] * es);
     if (max == 0 || x.n == 1)
-        return NP_OK;
+        return npi_call_end(&x, NP_OK);
     npi_alg alg = npi_coll_decide(&x, max);
     if (alg == NPI_ALG_CMA)
-        return gatherv_cma(&x, sendbuf, es, root);
-    return gatherv_cells(&x, sendbuf, recvbuf, es, root);
+        return npi_call_end(&x, gatherv_cma(&x, sendbuf, es, root));
+    return npi_call_end(&x, gatherv_cells(&x, sendbuf, recvbuf, es, root));
 }

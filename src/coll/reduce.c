@@ -108,6 +108,9 @@ static np_err reduce_cma(npi_call *x, const char *mine, char *rbuf, size_t count
 np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_op op, int root,
                  np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_reduce(sendbuf, recvbuf, count, dt, op, root, comm);
     static const char who[] = "np_reduce";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_REDUCE, who);
@@ -128,21 +131,23 @@ np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, 
     npi_alg alg = npi_coll_decide(&x, bytes);
     if (bad == NP_OK && alg == NPI_ALG_EAGER)
         npi_copy(npi_call_eager(&x, x.me), mine, bytes);
+    /* A non-root of an eager reduce only publishes (coll.c). */
+    x.ahead = alg == NPI_ALG_EAGER && x.me != root;
     npi_coll_sig sig = {NPI_COLL_REDUCE, dt, count, root, op};
     err = npi_call_arrive(&x, &sig, alg, mine, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
-        return err;
+        return npi_call_end(&x, err);
     if (x.n == 1) {
         if (!in_place)
             npi_copy(recvbuf, mine, bytes);
-        return NP_OK;
+        return npi_call_end(&x, NP_OK);
     }
     switch (alg) {
     case NPI_ALG_EAGER:
-        return reduce_eager(&x, recvbuf, count, dt, op, root);
+        return npi_call_end(&x, reduce_eager(&x, recvbuf, count, dt, op, root));
     case NPI_ALG_CMA:
-        return reduce_cma(&x, mine, recvbuf, count, dt, op, root);
+        return npi_call_end(&x, reduce_cma(&x, mine, recvbuf, count, dt, op, root));
     default:
-        return reduce_cells(&x, mine, recvbuf, count, dt, op, root);
+        return npi_call_end(&x, reduce_cells(&x, mine, recvbuf, count, dt, op, root));
     }
 }

@@ -70,6 +70,9 @@ static np_err scatter_cma(npi_call *x, char *rbuf, size_t bytes, int root)
 np_err np_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, int root,
                   np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_scatter(sendbuf, recvbuf, count, dt, root, comm);
     static const char who[] = "np_scatter";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_SCATTER, who);
@@ -87,20 +90,24 @@ np_err np_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt,
     npi_alg alg = npi_coll_decide(&x, bytes);
     if (bad == NP_OK && alg == NPI_ALG_EAGER && x.me == root)
         npi_copy(npi_call_eager(&x, root), sendbuf, bytes * (size_t)x.n);
+    /* The root of an eager scatter needs nothing, its receivers
+     * need only the root's post (coll.c, "Running ahead"). */
+    x.ahead = alg == NPI_ALG_EAGER;
+    x.ahead_wait = root;
     npi_coll_sig sig = {NPI_COLL_SCATTER, dt, count, root, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, alg, sendbuf, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
-        return err;
+        return npi_call_end(&x, err);
     if (x.me == root && !in_place)
         npi_copy(recvbuf, (const char *)sendbuf + (size_t)root * bytes, bytes);
     if (x.n == 1)
-        return NP_OK;
+        return npi_call_end(&x, NP_OK);
     switch (alg) {
     case NPI_ALG_EAGER:
-        return scatter_eager(&x, recvbuf, bytes, root);
+        return npi_call_end(&x, scatter_eager(&x, recvbuf, bytes, root));
     case NPI_ALG_CMA:
-        return scatter_cma(&x, recvbuf, bytes, root);
+        return npi_call_end(&x, scatter_cma(&x, recvbuf, bytes, root));
     default:
-        return scatter_cells(&x, sendbuf, recvbuf, bytes, root);
+        return npi_call_end(&x, scatter_cells(&x, sendbuf, recvbuf, bytes, root));
     }
 }

@@ -70,6 +70,9 @@ static np_err scatterv_cma(npi_call *x, char *rbuf, size_t es, int root)
 np_err np_scatterv(const void *sendbuf, const size_t *counts, const size_t *displs, void *recvbuf,
                    size_t recvcount, np_dtype dt, int root, np_comm *comm)
 {
+    /* Ranks on several nodes: hierarchical (hier.c). */
+    if (npi_hier_spans(comm))
+        return npi_hier_scatterv(sendbuf, counts, displs, recvbuf, recvcount, dt, root, comm);
     static const char who[] = "np_scatterv";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_SCATTERV, who);
@@ -108,7 +111,7 @@ np_err np_scatterv(const void *sendbuf, const size_t *counts, const size_t *disp
     npi_coll_sig sig = {NPI_COLL_SCATTERV, dt, recvcount, root, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, NPI_ALG_CELLS, sendbuf, recvbuf, bad);
     if (err != NP_OK)
-        return err;
+        return npi_call_end(&x, err);
     const uint64_t *pub = npi_call_scratch(&x);
     max = 0;
     for (int q = 0; q < x.n; q++)
@@ -117,9 +120,9 @@ np_err np_scatterv(const void *sendbuf, const size_t *counts, const size_t *disp
     if (x.me == root && !in_place)
         npi_copy(recvbuf, (const char *)sendbuf + pub[x.n + root] * es, pub[root] * es);
     if (max == 0 || x.n == 1)
-        return NP_OK;
+        return npi_call_end(&x, NP_OK);
     npi_alg alg = npi_coll_decide(&x, max);
     if (alg == NPI_ALG_CMA)
-        return scatterv_cma(&x, recvbuf, es, root);
-    return scatterv_cells(&x, sendbuf, recvbuf, es, root);
+        return npi_call_end(&x, scatterv_cma(&x, recvbuf, es, root));
+    return npi_call_end(&x, scatterv_cells(&x, sendbuf, recvbuf, es, root));
 }

@@ -19,6 +19,7 @@
 
 #include "boot.h"
 #include "coll/coll.h"
+#include "coll/hier.h"
 #include "shm/topo.h"
 
 static np_comm *comm_world;
@@ -79,6 +80,7 @@ static void comm_destroy(np_comm *c)
     }
     if (c->has_shm)
         npi_shm_detach(&c->shm);
+    npi_hier_destroy(c);
     c->magic = 0;
     free(c->world_of);
     free(c->group);
@@ -139,6 +141,14 @@ static np_err comm_create(uint64_t id, int n, int me, const int *world_of, bool 
             comm_destroy(c);
             return err;
         }
+    } else {
+        /* Ranks on several nodes: shared memory inside each, the fabric
+         * between their leaders. */
+        np_err err = npi_hier_create(c);
+        if (err != NP_OK) {
+            comm_destroy(c);
+            return err;
+        }
     }
     c->magic = NPI_COMM_MAGIC;
     c->next = comm_list;
@@ -180,9 +190,57 @@ static np_err comm_probe_cma(np_comm *w)
     return err;
 }
 
+/* Whether single copy works inside this node, probed once on the world's
+ * node-local part when the world spans nodes (-1: not yet). */
+static int comm_node_cma = -1;
+
+np_err npi_comm_create_sub(uint64_t id, int n, int me, const int *world_of, np_comm **out)
+{
+    np_err err = comm_create(id, n, me, world_of, comm_node_cma == 1, out);
+    if (err != NP_OK)
+        return err;
+    np_comm *c = *out;
+    /* Out of the registry: the parent owns it. */
+    for (np_comm **pp = &comm_list; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    }
+    c->next = NULL;
+    if (comm_node_cma < 0) {
+        /* The first one is the world's node-local part, made while the
+         * world is being created; the probe's collectives check that
+         * numpush is up, so let this communicator stand in until then. */
+        np_comm *world = comm_world;
+        if (!comm_world)
+            comm_world = c;
+        err = comm_probe_cma(c);
+        comm_world = world;
+        comm_node_cma = c->cma;
+        if (err != NP_OK) {
+            npi_comm_destroy_sub(c);
+            *out = NULL;
+        }
+    }
+    return err;
+}
+
+void npi_comm_destroy_sub(np_comm *c)
+{
+    comm_destroy(c);
+}
+
 np_err npi_comm_world_create(void)
 {
     npi_boot *b = npi_boot_self();
+    /* Only a job that spans nodes opens the fabric (every rank takes part,
+     * so any two ranks can talk); on one node no socket is opened. */
+    if (b->node_count > 1) {
+        np_err ferr = npi_hier_open(b);
+        if (ferr != NP_OK)
+            return ferr;
+    }
     /* Let any process of this user read our memory with process_vm_readv
      * even under Yama's ptrace_scope=1 (siblings are not descendants). */
     prctl(PR_SET_PTRACER, PR_SET_PTRACER_ANY, 0, 0, 0);
@@ -232,6 +290,8 @@ void npi_comm_release_all(void)
     comm_world = NULL;
     free(comm_world_group);
     comm_world_group = NULL;
+    comm_node_cma = -1;
+    npi_hier_close();
 }
 
 static uint64_t comm_mix(uint64_t x)
@@ -338,7 +398,7 @@ np_err np_comm_free(np_comm **comm)
         return npi_error(NP_ERR_COMM, "%s: the world communicator cannot be freed", who);
     /* Collective, so no peer is still reading this rank's areas; the
      * communicator goes away even if a peer died. */
-    err = (*comm)->has_shm ? np_barrier(*comm) : NP_OK;
+    err = (*comm)->has_shm || (*comm)->hier ? np_barrier(*comm) : NP_OK;
     comm_destroy(*comm);
     *comm = NULL;
     return err;

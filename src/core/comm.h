@@ -11,6 +11,8 @@
 
 #define NPI_COMM_MAGIC 0x636f6d6du
 
+typedef struct npi_hier npi_hier;
+
 struct np_comm {
     uint32_t magic; /* NPI_COMM_MAGIC while live; cleared by np_comm_free */
     uint64_t id;    /* names the segment; 0 is the world */
@@ -21,7 +23,14 @@ struct np_comm {
     int ngroups;   /* hwloc groups the ranks span (1: flat) */
     int *group;    /* comm rank -> group, 0 .. ngroups-1 */
     npi_shm shm;
-    uint64_t seq;    /* sequence number of the last collective started */
+    uint64_t seq; /* sequence number of the last collective started */
+    /* Collectives within a node (src/coll/coll.c): the call this rank left
+     * before its peers had checked its signature (0: none), and a mismatch
+     * found in that call afterwards, reported by the next call. */
+    uint64_t ahead;
+    bool ahead_told; /* that call already returned its mismatch */
+    np_err late_err;
+    char late_msg[512];
     uint64_t nsplit; /* communicators derived so far (names the next one) */
     /* Point to point: per peer, messages posted to it, slots of its channel
      * to us reclaimed, and stream chunks moved each way. */
@@ -29,6 +38,7 @@ struct np_comm {
     /* Private scratch for reductions, grown on demand. */
     void *tmp;
     size_t tmp_cap;
+    npi_hier *hier;       /* ranks span nodes: node sub-communicator, leaders (coll/hier.c) */
     struct np_comm *next; /* registry of live communicators */
 };
 
@@ -40,6 +50,12 @@ np_err npi_comm_world_create(void);
 
 /* Release every communicator (np_finalize); the world last. */
 void npi_comm_release_all(void);
+
+/* For coll/hier.c: a node-local sub-communicator of n ranks (world ranks
+ * world_of, the caller is me) kept out of the registry, since its parent
+ * owns it; and its release. */
+np_err npi_comm_create_sub(uint64_t id, int n, int me, const int *world_of, np_comm **out);
+void npi_comm_destroy_sub(np_comm *c);
 
 /* At least bytes of private scratch owned by comm, or NULL (out of memory). */
 void *npi_comm_tmp(np_comm *comm, size_t bytes);

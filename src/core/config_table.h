@@ -9,7 +9,8 @@
 
 #define NPI_CONFIG_LIST(X)                                                                         \
     /* core */                                                                                     \
-    X(NUMPUSH_TIMEOUT, "10", "seconds a rank waits for a peer before failing with ERR_PEER/ERR_TIMEOUT") \
+    X(NUMPUSH_TIMEOUT, "5", "seconds within which a dead or unreachable peer is reported as ERR_PEER") \
+    X(NUMPUSH_WAIT_TIMEOUT, "0", "seconds a rank waits for a live peer before failing with ERR_TIMEOUT (0: no limit)") \
     X(NUMPUSH_DEBUG, "0", "1 prints bootstrap and algorithm choices to stderr")                    \
     /* bootstrap (src/core/boot_*.c) */                                                            \
     X(NUMPUSH_NODE, "", "node name override (default: hostname); ranks with equal names share memory") \
@@ -20,7 +21,7 @@
     X(NUMPUSH_SPIN, "auto", "polls of a flag before a waiting rank yields its core (auto: 300, or 0 with more ranks than cores)") \
     X(NUMPUSH_CMA, "auto", "single-copy via process_vm_readv: auto, 1 (force) or 0 (cells only)")   \
     X(NUMPUSH_TOPOLOGY, "", "hwloc synthetic description or XML file to use instead of the machine's") \
-    X(NUMPUSH_SHM_EAGER, "16384", "bytes per rank a collective carries in one flag round (eager area)") \
+    X(NUMPUSH_SHM_EAGER, "1048576", "bytes per rank a collective carries in one flag round (eager area; at most 32 MiB / ranks)") \
     X(NUMPUSH_SHM_CELL, "131072", "bytes per pipelined shared-memory cell (two per rank)")        \
     /* collectives (src/coll/decide.c) */                                                          \
     X(NUMPUSH_BARRIER_ALG, "", "force the barrier algorithm: flags (default: the decision table)") \
@@ -33,6 +34,8 @@
     X(NUMPUSH_REDUCE_ALG, "", "force the reduce algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_ALLGATHER_ALG, "", "force the allgather algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_ALLTOALL_ALG, "", "force the alltoall algorithm: eager, cells or cma (default: the decision table)") \
+    X(NUMPUSH_HIER_CHUNK, "4194304", "bytes per chunk of a broadcast between nodes, pipelined with the node-local one") \
+    X(NUMPUSH_HIER_BCAST, "", "large broadcast among node leaders with 3+ nodes: chain (default) or sag (scatter-allgather)") \
     /* fabric (src/fabric) */                                                                      \
     X(NUMPUSH_FABRIC, "", "force a transport between nodes: tcp, zmq, tipc or ofi")           \
     X(NUMPUSH_TCP_IF, "", "tcp/zmq listen address: interface name, IPv4 address or network (198.18.0.0/15); default: the host name's address, else 127.0.0.1") \

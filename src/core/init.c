@@ -53,7 +53,16 @@ np_err np_finalize(void)
         return npi_error(NP_ERR_NOT_INIT, "np_finalize: numpush is not initialised");
     /* Collective: no rank unmaps while a peer may still read its areas. */
     np_comm *w = np_comm_world();
-    np_err err = w->has_shm ? np_barrier(w) : NP_OK;
+    np_err err = w->has_shm || w->hier ? np_barrier(w) : NP_OK;
+    /* Between nodes, a rank that leaves the barrier may close its
+     * connections while its last barrier message is still on the way to a
+     * peer (zmq reports the closing before that message); a second round,
+     * whose errors no longer matter, holds every rank until all have left
+     * the first. */
+    if (err == NP_OK && w->hier) {
+        (void)np_barrier(w);
+        npi_error_clear();
+    }
     npi_comm_release_all();
     npi_boot_finalize(&init_boot);
     init_state = 2;

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "comm.h"
+#include "coll/hier.h"
 
 enum {
     P2P_FREE = 0,
@@ -59,7 +60,7 @@ static np_err p2p_check(np_comm *comm, np_dtype dt, size_t count, const void *bu
     np_err err = npi_comm_check(comm, who);
     if (err != NP_OK)
         return err;
-    if (!comm->has_shm)
+    if (!comm->has_shm && !comm->hier)
         return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: peers on other nodes need the fabric", who);
     if (!npi_dtype_valid(dt))
         return npi_error(NP_ERR_DTYPE, "%s: unknown datatype %d", who, (int)dt);
@@ -83,6 +84,8 @@ np_err np_send(const void *buf, size_t count, np_dtype dt, int dest, int tag, np
     np_err err = p2p_check(comm, dt, count, buf, dest, false, tag, who, &bytes);
     if (err != NP_OK)
         return err;
+    if (comm->hier)
+        return npi_hier_send(buf, bytes, dt, count, dest, tag, comm);
     npi_shm *s = &comm->shm;
     npi_p2p_chan *ch = npi_shm_chan(s, comm->rank, dest);
     npi_p2p_slot *slot = &ch->slot[comm->p2p_head[dest] % NPI_P2P_SLOTS];
@@ -160,6 +163,8 @@ np_err np_recv(void *buf, size_t count, np_dtype dt, int src, int tag, np_comm *
     np_err err = p2p_check(comm, dt, count, buf, src, true, tag, who, &cap);
     if (err != NP_OK)
         return err;
+    if (comm->hier)
+        return npi_hier_recv(buf, cap, dt, src, tag, comm, st);
     npi_shm *s = &comm->shm;
     npi_flag *bell = &s->ctl[comm->rank].bell;
     npi_p2p_slot *slot = NULL;

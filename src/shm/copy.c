@@ -16,17 +16,18 @@
 #include <unistd.h>
 
 npi_shm_params npi_shm_conf = {
-    .eager = 16384,
+    .eager = 1048576,
     .cell = 131072,
     .p2p_chunk = 65536,
-    .timeout_ns = 10000000000ull,
+    .timeout_ns = 5000000000ull,
+    .wait_timeout_ns = 0,
     .spin = -1,
     .cma = -1,
 };
 
 np_err npi_shm_configure(void)
 {
-    double timeout;
+    double timeout, wait_timeout;
     long spin = -1, cell, eager;
     np_err err;
     const char *spin_text = npi_config_get("NUMPUSH_SPIN", NULL);
@@ -34,13 +35,16 @@ np_err npi_shm_configure(void)
         (err = npi_config_long("NUMPUSH_SPIN", &spin)) != NP_OK)
         return err;
     if ((err = npi_config_double("NUMPUSH_TIMEOUT", &timeout)) != NP_OK ||
+        (err = npi_config_double("NUMPUSH_WAIT_TIMEOUT", &wait_timeout)) != NP_OK ||
         (err = npi_config_long("NUMPUSH_SHM_CELL", &cell)) != NP_OK ||
         (err = npi_config_long("NUMPUSH_SHM_EAGER", &eager)) != NP_OK)
         return err;
-    if (timeout < 0 || spin < -1 || cell < 4096 || eager < 64)
-        return npi_error(NP_ERR_CONFIG, "NUMPUSH_TIMEOUT and NUMPUSH_SPIN must be >= 0, "
+    if (timeout < 0 || wait_timeout < 0 || spin < -1 || cell < 4096 || eager < 64)
+        return npi_error(NP_ERR_CONFIG, "NUMPUSH_TIMEOUT, NUMPUSH_WAIT_TIMEOUT and NUMPUSH_SPIN "
+                                        "must be >= 0, "
                                         "NUMPUSH_SHM_CELL >= 4096, NUMPUSH_SHM_EAGER >= 64");
     npi_shm_conf.timeout_ns = (uint64_t)(timeout * 1e9);
+    npi_shm_conf.wait_timeout_ns = (uint64_t)(wait_timeout * 1e9);
     npi_shm_conf.spin = spin;
     npi_shm_conf.cell = (size_t)cell;
     npi_shm_conf.eager = (size_t)eager;

@@ -47,7 +47,7 @@ static void shm_layout(npi_shm_hdr *h, int n)
     while (chunk > 16384 && (size_t)n * (size_t)n * chunk > ((size_t)64 << 20))
         chunk /= 2;
     h->n = (uint32_t)n;
-    h->eager = shm_round(p->eager, NPI_CACHELINE);
+    h->eager = shm_round(npi_shm_eager_size(p->eager, n), NPI_CACHELINE);
     h->cell = shm_round(p->cell, page);
     h->p2p_chunk = chunk;
     h->chan_size = shm_round(sizeof(npi_p2p_chan) + 2 * chunk, page);
@@ -194,6 +194,7 @@ np_err npi_shm_attach(npi_shm *s, const char *job, uint64_t id, int n, int me)
     s->spin = npi_shm_conf.spin;
     if (s->spin < 0)
         s->spin = n <= s->cores ? 300 : 0;
+    atomic_store_explicit(&s->ctl[me].oncpu, -1, memory_order_relaxed);
     s->ctl[me].pid = (int32_t)getpid();
     cpu_set_t mask;
     s->ctl[me].cpu = -1;

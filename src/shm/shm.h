@@ -54,8 +54,9 @@ typedef struct npi_shm_ctl {
     int32_t pid;
     int32_t cma_ok;
     uint64_t probe_addr;
-    int32_t cpu; /* the one CPU this rank is bound to, or -1 */
-    char pad0_[NPI_CACHELINE - 20];
+    int32_t cpu;           /* the one CPU this rank is bound to, or -1 */
+    _Atomic int32_t oncpu; /* the CPU this rank ran on when it last began to wait */
+    char pad0_[NPI_CACHELINE - 24];
     npi_flag bell; /* point-to-point doorbell: bumped by every sender */
     char pad1_[NPI_CACHELINE - sizeof(npi_flag)];
 } npi_shm_ctl;
@@ -111,15 +112,27 @@ typedef struct npi_shm {
 
 /* Sizes of the areas, fixed at np_init from NUMPUSH_SHM_* settings. */
 typedef struct npi_shm_params {
-    size_t eager;        /* bytes per rank and parity for small payloads */
-    size_t cell;         /* bytes per rank and half for pipelined transfers */
-    size_t p2p_chunk;    /* bytes per point-to-point stream chunk */
-    uint64_t timeout_ns; /* 0: wait forever */
-    long spin;           /* -1: auto (see npi_shm_attach) */
-    int cma;             /* -1 auto, 0 off, 1 forced */
+    size_t eager;             /* bytes per rank and parity for small payloads */
+    size_t cell;              /* bytes per rank and half for pipelined transfers */
+    size_t p2p_chunk;         /* bytes per point-to-point stream chunk */
+    uint64_t timeout_ns;      /* a dead peer is reported within this (0: no bound) */
+    uint64_t wait_timeout_ns; /* a wait for a live peer gives up after this (0: never) */
+    long spin;                /* -1: auto (see npi_shm_attach) */
+    int cma;                  /* -1 auto, 0 off, 1 forced */
 } npi_shm_params;
 
 extern npi_shm_params npi_shm_conf;
+
+/* The eager area per rank and parity for n ranks: the configured size, but
+ * at most 32 MiB in all for many ranks (and never below 16 KiB), since
+ * every rank's area is touched sooner or later and stays resident. */
+static inline size_t npi_shm_eager_size(size_t conf, int n)
+{
+    size_t cap = ((size_t)32 << 20) / (size_t)(n > 0 ? n : 1);
+    if (cap < 16384)
+        cap = 16384;
+    return conf < cap ? conf : cap;
+}
 
 /* Read the NUMPUSH_* settings of this module.  Errors: NP_ERR_CONFIG. */
 np_err npi_shm_configure(void);
@@ -177,8 +190,11 @@ typedef bool (*npi_ready_fn)(void *arg);
 
 /* Wait until ready(arg) holds, sleeping on f between checks.  While
  * waiting, checks every few milliseconds that rank peer of s (every rank if
- * peer < 0) is alive and that s is not broken.  Errors: NP_ERR_PEER (a peer
- * died: s is marked broken), NP_ERR_TIMEOUT; the message names who. */
+ * peer < 0) is alive and that s is not broken.  A live peer is waited for
+ * without limit unless NUMPUSH_WAIT_TIMEOUT is set; a dead one is reported
+ * within NUMPUSH_TIMEOUT.  Errors: NP_ERR_PEER (a peer died: s is marked
+ * broken), NP_ERR_TIMEOUT (NUMPUSH_WAIT_TIMEOUT passed); the message names
+ * who. */
 np_err npi_shm_wait(npi_shm *s, npi_flag *f, npi_ready_fn ready, void *arg, int peer,
                     const char *who);
 

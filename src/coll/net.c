@@ -1,0 +1,181 @@
+/*
+ * Messages of the algorithms between nodes: every send carries the
+ * caller's collective signature in its envelope, every receive checks it,
+ * and a peer that stays silent past the call's deadline counts as dead.
+ */
+#include "net.h"
+
+#include <string.h>
+
+static void net_env(const npi_net *g, int step, size_t bytes, npi_envelope *e)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = NPI_ENV_COLL;
+    e->comm_id = g->cid;
+    e->tag = npi_net_tag(g, step);
+    e->dtype = g->sig.dtype;
+    e->count = g->sig.count;
+    e->payload_len = bytes;
+    e->coll = g->sig.coll;
+    e->root = g->sig.root;
+    e->op = g->sig.op;
+}
+
+np_err npi_net_isend(npi_net *g, int to, int step, const void *buf, size_t bytes, npi_fab_req **req)
+{
+    npi_envelope e;
+    net_env(g, step, bytes, &e);
+    np_err err = npi_fab_isend_env(g->fab, g->peer[to], &e, buf, bytes, req);
+    if (err != NP_OK)
+        *req = NULL;
+    return err;
+}
+
+np_err npi_net_irecv(npi_net *g, int from, int step, void *buf, size_t cap, npi_fab_req **req)
+{
+    np_err err = npi_fab_irecv(g->fab, g->peer[from], g->cid, npi_net_tag(g, step), buf, cap, req);
+    if (err != NP_OK)
+        *req = NULL;
+    return err;
+}
+
+np_err npi_net_arm(npi_net *g, npi_fab_req **slot)
+{
+    static char sink[8];
+    if (*slot)
+        npi_fab_cancel(g->fab, slot);
+    np_err err = npi_fab_irecv(g->fab, NP_ANY_SOURCE, g->cid, npi_net_tag(g, NPI_NET_ALARM), sink,
+                               sizeof sink, slot);
+    if (err != NP_OK)
+        *slot = NULL;
+    g->alarm = slot;
+    return err;
+}
+
+void npi_net_alarm(npi_net *g)
+{
+    npi_fab_req *r;
+    for (int i = 0; i < g->n; i++) {
+        if (i == g->me || npi_net_isend(g, i, NPI_NET_ALARM, NULL, 0, &r) != NP_OK)
+            continue;
+        /* Best effort: a dead peer must not keep the others from hearing. */
+        npi_fab_wait(g->fab, &r, npi_now_ns() + 200000000ull, NULL);
+        if (r)
+            npi_fab_cancel(g->fab, &r);
+    }
+}
+
+/* How often a waiting participant looks for an alarm: the wait itself
+ * blocks in the transport, so the common path costs nothing extra. */
+#define NET_ALARM_CHECK_NS 20000000ull
+
+/* Wait for *req while watching for an alarm: as npi_fab_wait otherwise. */
+static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
+{
+    /* Poll briefly before blocking: a small message usually arrives within
+     * microseconds, sooner than a sleeping process wakes up.  Bounded, so
+     * a peer that needs this core is not starved for long. */
+    uint64_t spin_until = npi_now_ns() + g->spin_ns;
+    while (npi_now_ns() < spin_until) {
+        bool done = false;
+        np_err err = npi_fab_test(g->fab, req, &done, st);
+        if (done)
+            return err;
+    }
+    for (;;) {
+        uint64_t now = npi_now_ns(), until = g->deadline;
+        bool watch = g->alarm && *g->alarm;
+        if (watch && now + NET_ALARM_CHECK_NS < until)
+            until = now + NET_ALARM_CHECK_NS;
+        np_err err = npi_fab_wait(g->fab, req, until, st);
+        if (err != NP_ERR_TIMEOUT || until >= g->deadline)
+            return err;
+        bool done = false;
+        npi_fab_status ast;
+        memset(&ast, 0, sizeof ast);
+        err = npi_fab_test(g->fab, g->alarm, &done, &ast);
+        if (!done)
+            continue;
+        g->alarm = NULL;
+        if (err != NP_OK && err != NP_ERR_TRUNCATE)
+            continue; /* a peer died: the request reports that itself */
+        npi_coll_sig theirs;
+        npi_envelope_sig(&ast.env, &theirs);
+        np_err m = npi_coll_sig_check(&g->sig, npi_fab_rank(g->fab), &theirs, ast.source);
+        if (m != NP_OK)
+            return m;
+        return npi_error(NP_ERR_MISMATCH,
+                         "%s: rank %d found that the ranks disagree about this call", g->who,
+                         ast.source);
+    }
+}
+
+np_err npi_net_wait(npi_net *g, npi_fab_req **req)
+{
+    if (*req == NULL)
+        return NP_OK;
+    npi_fab_status st;
+    memset(&st, 0, sizeof st);
+    st.env.kind = NPI_ENV_P2P;
+    int peer = -1;
+    np_err err = net_wait_watch(g, req, &st);
+    if (err == NP_ERR_TIMEOUT) {
+        /* A link that went down leaves TCP retransmitting for minutes; the
+         * collective's deadline is what turns that silence into an error. */
+        npi_fab_cancel(g->fab, req);
+        return npi_error(NP_ERR_PEER,
+                         "%s: no progress with the other nodes within NUMPUSH_TIMEOUT (peer dead "
+                         "or link down)",
+                         g->who);
+    }
+    peer = st.source;
+    /* A receive: compare the sender's call with ours before trusting the
+     * payload (a truncation is usually a disagreement about the count). */
+    if (st.env.kind == NPI_ENV_COLL && (err == NP_OK || err == NP_ERR_TRUNCATE)) {
+        npi_coll_sig theirs;
+        npi_envelope_sig(&st.env, &theirs);
+        np_err m = npi_coll_sig_check(&g->sig, npi_fab_rank(g->fab), &theirs, peer);
+        if (m != NP_OK) {
+            npi_net_alarm(g);
+            return m;
+        }
+        if (err == NP_ERR_TRUNCATE) {
+            npi_net_alarm(g);
+            return npi_error(NP_ERR_MISMATCH,
+                             "%s: rank %d sent %llu bytes where this rank expected fewer (counts "
+                             "disagree)",
+                             g->who, peer, (unsigned long long)st.bytes);
+        }
+    }
+    return err;
+}
+
+np_err npi_net_waitall(npi_net *g, int n, npi_fab_req **reqs)
+{
+    np_err first = NP_OK;
+    for (int i = 0; i < n; i++) {
+        if (reqs[i] == NULL)
+            continue;
+        if (first != NP_OK) {
+            npi_fab_cancel(g->fab, &reqs[i]);
+            continue;
+        }
+        first = npi_net_wait(g, &reqs[i]);
+    }
+    return first;
+}
+
+np_err npi_net_sendrecv(npi_net *g, int to, const void *sbuf, size_t sbytes, int from, void *rbuf,
+                        size_t rbytes, int step)
+{
+    npi_fab_req *r[2] = {NULL, NULL};
+    np_err err = npi_net_irecv(g, from, step, rbuf, rbytes, &r[0]);
+    if (err == NP_OK)
+        err = npi_net_isend(g, to, step, sbuf, sbytes, &r[1]);
+    if (err != NP_OK) {
+        if (r[0])
+            npi_fab_cancel(g->fab, &r[0]);
+        return err;
+    }
+    return npi_net_waitall(g, 2, r);
+}

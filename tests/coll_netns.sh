@@ -1,0 +1,147 @@
+#!/bin/sh
+# The conformance program tests/test_coll with its ranks spread over 2 and 3
+# "hosts" (network namespaces joined by veth pairs to a bridge, addresses in
+# 198.18.0.0/24), 1 and 2 ranks per host, once per transport (tcp, zmq):
+# every collective then runs hierarchically (shared memory inside a host,
+# the fabric between hosts).  Then the failures between hosts: ranks that
+# disagree on a call (NP_ERR_MISMATCH on every rank, without waiting for the
+# timeout), a rank on another host killed mid-allreduce, and a host's link
+# brought down (NP_ERR_PEER on the survivors within the timeout).  Skips (77) where
+# namespaces cannot be made.  NUMPUSH_NETNS_QUICK=1 runs one layout per
+# transport.
+. "$(dirname "$0")/run_common.sh"
+RSH=$S/tests/netns_rsh.sh
+TC=$B/tests/test_coll
+TF=$B/tests/test_hier_fail
+NS="npc$$a npc$$b npc$$c"
+set -- $NS
+N0=$1 N1=$2 N2=$3
+
+cleanup() {
+    for ns in $NS; do ip netns del "$ns" 2>/dev/null; done
+}
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM
+
+if ! command -v ip >/dev/null; then
+    say "skip: no 'ip' command (Debian: iproute2)"
+    exit 77
+fi
+if ! ip netns add "$N0" 2>/dev/null; then
+    say "skip: 'ip netns add' is not permitted here (needs root / CAP_SYS_ADMIN)"
+    exit 77
+fi
+set -e
+ip netns add "$N1"
+ip netns add "$N2"
+ip -n "$N0" link add br0 type bridge
+ip -n "$N0" addr add 198.18.0.1/24 dev br0
+ip -n "$N0" link set br0 up
+ip -n "$N0" link set lo up
+i=2
+for ns in "$N1" "$N2"; do
+    ip link add "v$$y$i" type veth peer name "w$$y$i"
+    ip link set "v$$y$i" netns "$N0"
+    ip link set "w$$y$i" netns "$ns"
+    ip -n "$N0" link set "v$$y$i" master br0 up
+    ip -n "$ns" addr add "198.18.0.$i/24" dev "w$$y$i"
+    ip -n "$ns" link set "w$$y$i" up
+    ip -n "$ns" link set lo up
+    i=$((i + 1))
+done
+set +e
+
+# run WHAT TIMEOUT HOSTS ARGS...: test_coll under numpush-run over HOSTS.
+run() {
+    what=$1 lim=$2 hosts=$3
+    shift 3
+    t=$(now_ms)
+    ip netns exec "$N0" timeout "$lim" "$RUN" -H "$hosts" --rsh "$RSH" -x NUMPUSH_FABRIC \
+        -x NUMPUSH_TCP_IF=198.18.0.0/24 -x NUMPUSH_TIMEOUT=20 -x NUMPUSH_TEST_ACROSS_NODES=1 "$@" "$MARK" >"$log" 2>&1
+    rc=$?
+    expect_rc 0 $rc "$what ($(($(now_ms) - t)) ms)"
+    [ $rc -eq 0 ] || tail -20 "$log"
+}
+log=$(mktemp)
+
+for fab in tcp zmq; do
+    export NUMPUSH_FABRIC=$fab
+    run "$fab: 2 hosts x 1 rank" 120 "$N0:1,$N1:1" "$TC" --quick
+    run "$fab: 2 hosts x 2 ranks, 64 MiB" 180 "$N0:2,$N1:2" "$TC" --quick --large
+    [ "${NUMPUSH_NETNS_QUICK:-0}" = 1 ] && continue
+    run "$fab: 3 hosts x 1 rank" 120 "$N0:1,$N1:1,$N2:1" "$TC" --quick
+    run "$fab: 3 hosts x 2 ranks, 64 MiB" 180 "$N0:2,$N1:2,$N2:2" "$TC" --quick --large
+    run "$fab: uneven, 1 + 2 + 3 ranks" 120 "$N0:1,$N1:2,$N2:3" "$TC" --quick
+done
+unset NUMPUSH_FABRIC
+
+# More nodes than namespaces: ranks started here (env://) on one namespace's
+# loopback, each told its node name, so that 4 and 5 nodes (power of two or
+# not, binomial gathers and scatters) run too.  envrun WHAT RANKS PER_NODE
+envrun() {
+    what=$1 n=$2 per=$3
+    port=$((20000 + ($$ + n) % 20000))
+    t=$(now_ms)
+    pids=""
+    r=0
+    while [ $r -lt "$n" ]; do
+        ip netns exec "$N0" env NUMPUSH_RANK=$r NUMPUSH_SIZE="$n" NUMPUSH_ROOT=127.0.0.1:$port \
+            NUMPUSH_NODE=node$((r / per)) NUMPUSH_TCP_IF=127.0.0.1 NUMPUSH_TIMEOUT=20 \
+            NUMPUSH_TEST_ACROSS_NODES=1 timeout 120 "$TC" --quick "$MARK" >"$log.$r" 2>&1 &
+        pids="$pids $!"
+        r=$((r + 1))
+    done
+    rc=0
+    for p in $pids; do wait "$p" || rc=$?; done
+    expect_rc 0 $rc "$what ($(($(now_ms) - t)) ms)"
+    [ $rc -eq 0 ] || cat "$log".* | tail -20
+    rm -f "$log".*
+}
+envrun "tcp: 4 nodes x 2 ranks on loopback" 8 2
+envrun "tcp: 5 nodes x 1 rank on loopback" 5 1
+
+# Failures.  Ranks are started here (env://), not by numpush-run, which
+# would end the job at the first death before survivors could report.
+# fail WHAT RANKS_PER_HOST MODE: test_hier_fail on the three hosts.
+fail() {
+    what=$1 mode=$2 tmo=3
+    case $mode in mismatch*) tmo=10 ;; esac
+    port=$((20000 + $$ % 20000))
+    pids=""
+    r=0
+    for ns in $N0 $N1 $N2; do
+        for k in 1 2; do
+            ip netns exec "$ns" env NUMPUSH_RANK=$r NUMPUSH_SIZE=6 NUMPUSH_ROOT=198.18.0.1:$port \
+                NUMPUSH_NODE="$ns" NUMPUSH_TCP_IF=198.18.0.0/24 NUMPUSH_TIMEOUT=$tmo \
+                NUMPUSH_FABRIC=tcp "$TF" "$mode" "$MARK" >"$log.$r" 2>&1 &
+            pids="$pids $!"
+            r=$((r + 1))
+        done
+    done
+    if [ "$mode" = link ]; then
+        sleep 2
+        ip -n "$N2" link set "w$$y${3}" down
+    fi
+    bad_ranks=0
+    r=0
+    for p in $pids; do
+        wait "$p"
+        c=$?
+        # Rank 4, leader of the third host, is the victim of "kill".
+        if [ "$mode" = kill ] && [ $r -eq 4 ]; then :; elif [ $c -ne 0 ]; then
+            bad_ranks=$((bad_ranks + 1))
+            say "$what: rank $r exit $c: $(cat "$log.$r")"
+        fi
+        r=$((r + 1))
+    done
+    [ $bad_ranks -eq 0 ] && say "ok: $what" || bad "$what"
+    cat "$log".* | sed 's/^/    /'
+    rm -f "$log".*
+}
+fail "one rank disagrees on the count: NP_ERR_MISMATCH everywhere, at once" mismatch
+fail "a whole host disagrees on the count: NP_ERR_MISMATCH everywhere, at once" mismatch-node
+fail "a rank on another host killed mid-allreduce: NP_ERR_PEER on the others" kill
+fail "host link down mid-allreduce: NP_ERR_PEER on every rank" link 3
+rm -f "$log"
+check_clean "coll netns"
+finish

@@ -1,0 +1,74 @@
+/*
+ * Failures between nodes, driven by tests/coll_netns.sh, which starts six
+ * ranks on three network-namespace hosts (env://) and either kills one
+ * (mode "kill": rank 4, the third host's leader, dies by SIGKILL after a
+ * few allreduces) or takes the third host's link down (mode "link").
+ * Every survivor loops on a 1 MiB allreduce and must get NP_ERR_PEER, not
+ * hang and not succeed forever, within a bound that follows from
+ * NUMPUSH_TIMEOUT.  Modes "mismatch" and "mismatch-node": ranks disagree
+ * on an allreduce's count and all must fail with NP_ERR_MISMATCH at once.
+ * Exit 0 when that holds for this rank.
+ */
+#include <numpush/numpush.h>
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+    const char *mode = argc > 1 ? argv[1] : "kill";
+    np_err e = np_init(&argc, &argv);
+    if (e != NP_OK) {
+        fprintf(stderr, "np_init: %s: %s\n", np_errname(e), np_last_error());
+        return 2;
+    }
+    np_comm *w = np_comm_world();
+    int me = np_comm_rank(w);
+    size_t count = (1u << 20) / 8;
+    int64_t *a = malloc(count * 8), *b = malloc(count * 8);
+    for (size_t i = 0; i < count; i++)
+        a[i] = me + (int64_t)i;
+    if (strncmp(mode, "mismatch", 8) == 0) {
+        /* "mismatch": rank 5 alone passes another count (its node finds
+         * out in shared memory); "mismatch-node": both ranks of the second
+         * host do (only the envelopes between hosts can tell).  Every rank
+         * must get NP_ERR_MISMATCH well before NUMPUSH_TIMEOUT (10 s). */
+        bool odd = strcmp(mode, "mismatch") == 0 ? me == 5 : me == 2 || me == 3;
+        double t = np_wtime();
+        e = np_allreduce(a, b, odd ? 5 : 4, NP_INT64, NP_SUM, w);
+        t = np_wtime() - t;
+        printf("rank %d: %s after %.2f s: %s\n", me, np_errname(e), t, np_last_error());
+        fflush(stdout);
+        /* Stay a moment: a rank that left at once would look dead to a
+         * peer that has not yet read its alarm. */
+        sleep(1);
+        _exit(e == NP_ERR_MISMATCH && t < 3.0 ? 0 : 1);
+    }
+    double last_ok = np_wtime(), t0 = last_ok;
+    for (int it = 0;; it++) {
+        if (strcmp(mode, "kill") == 0 && me == 4 && it == 20)
+            raise(SIGKILL);
+        e = np_allreduce(a, b, count, NP_INT64, NP_SUM, w);
+        double now = np_wtime();
+        if (e != NP_OK) {
+            double took = now - last_ok;
+            printf("rank %d: %s after %d calls, %.2f s after the last success: %s\n", me,
+                   np_errname(e), it, took, np_last_error());
+            fflush(stdout);
+            /* NUMPUSH_TIMEOUT is 3 s; the error may need two timeouts to
+             * reach ranks behind a leader that waited itself. */
+            _exit(e == NP_ERR_PEER && took < 10.0 ? 0 : 1);
+        }
+        last_ok = now;
+        if (now - t0 > 40.0) {
+            printf("rank %d: no error after %d calls and 40 s\n", me, it);
+            _exit(1);
+        }
+        if (strcmp(mode, "link") == 0)
+            usleep(20000);
+    }
+}
