@@ -65,8 +65,16 @@ typedef struct zq_peer {
     void *mon;
     bool connected, dead;
     np_err err;
+    uint64_t lost_ns;         /* when its connection dropped; 0 while up */
     zq_send *q_head, *q_tail; /* not yet handed to libzmq */
 } zq_peer;
+
+/* A peer's messages to us travel on its own connection to our PULL socket,
+ * not on the one the monitor watches, so its last messages may still be in
+ * libzmq's I/O thread when the disconnection is seen.  A lost peer is failed
+ * only after this grace period of reading, so that a rank which sends and
+ * then exits normally is never reported dead before its last words land. */
+#define ZQ_LOST_GRACE_NS (250u * 1000u * 1000u)
 
 struct npi_fab_ep {
     npi_fab_attr attr;
@@ -414,16 +422,36 @@ static void zq_monitor(npi_fab_ep *ep, int peer)
             p->connected = true;
             zq_flush(ep, peer);
         } else if (ev == ZMQ_EVENT_DISCONNECTED && p->connected) {
-            /* Deliver what it sent before it went, then fail it. */
+            /* Keep reading for a grace period (see ZQ_LOST_GRACE_NS);
+             * zq_progress fails the peer when it has passed. */
+            p->connected = false;
+            p->lost_ns = npi_now_ns();
+        }
+    }
+}
+
+/* Fail the peers whose grace period after a lost connection has passed,
+ * and bound the next poll so that the others are failed in time. */
+static void zq_expire_lost(npi_fab_ep *ep, int *timeout_ms)
+{
+    uint64_t now = npi_now_ns();
+    for (int i = 0; i < ep->attr.size; i++) {
+        zq_peer *p = &ep->peers[i];
+        if (!p->lost_ns || p->dead)
+            continue;
+        if (now - p->lost_ns >= ZQ_LOST_GRACE_NS) {
             zq_read(ep);
-            npi_error(NP_ERR_PEER, "zmq: connection to rank %d lost", peer);
-            zq_fail(ep, peer, NP_ERR_PEER);
+            npi_error(NP_ERR_PEER, "zmq: connection to rank %d lost", i);
+            zq_fail(ep, i, NP_ERR_PEER);
+        } else if (*timeout_ms < 0 || *timeout_ms > 10) {
+            *timeout_ms = 10;
         }
     }
 }
 
 static np_err zq_progress(npi_fab_ep *ep, int timeout_ms)
 {
+    zq_expire_lost(ep, &timeout_ms);
     int n = 0;
     ep->items[n] = (zmq_pollitem_t){.socket = ep->pull, .events = ZMQ_POLLIN};
     ep->item_peer[n++] = -1;
