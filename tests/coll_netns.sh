@@ -78,16 +78,18 @@ unset NUMPUSH_FABRIC
 # More nodes than namespaces: ranks started here (env://) on one namespace's
 # loopback, each told its node name, so that 4 and 5 nodes (power of two or
 # not, binomial gathers and scatters) run too.  envrun WHAT RANKS PER_NODE
+# [VAR=value ...]: the settings are given to every rank.
 envrun() {
     what=$1 n=$2 per=$3
-    port=$((20000 + ($$ + n) % 20000))
+    shift 3
+    port=$((20000 + ($$ + n + $#) % 20000))
     t=$(now_ms)
     pids=""
     r=0
     while [ $r -lt "$n" ]; do
         ip netns exec "$N0" env NUMPUSH_RANK=$r NUMPUSH_SIZE="$n" NUMPUSH_ROOT=127.0.0.1:$port \
             NUMPUSH_NODE=node$((r / per)) NUMPUSH_TCP_IF=127.0.0.1 NUMPUSH_TIMEOUT=20 \
-            NUMPUSH_TEST_ACROSS_NODES=1 timeout 120 "$TC" --quick "$MARK" >"$log.$r" 2>&1 &
+            NUMPUSH_TEST_ACROSS_NODES=1 "$@" timeout 120 "$TC" --quick "$MARK" >"$log.$r" 2>&1 &
         pids="$pids $!"
         r=$((r + 1))
     done
@@ -99,6 +101,15 @@ envrun() {
 }
 envrun "tcp: 4 nodes x 2 ranks on loopback" 8 2
 envrun "tcp: 5 nodes x 1 rank on loopback" 5 1
+# The algorithms between nodes that the decision table keeps for more
+# nodes than these tests have, forced: k-nomial trees (k = 3, so 5 nodes
+# make a tree of two digits), Rabenseifner's allreduce (5 nodes fold to 4
+# first) and Bruck's alltoall, on a power of two and on an odd count of
+# nodes.
+FORCE="NUMPUSH_NET_BCAST_ALG=knomial NUMPUSH_NET_REDUCE_ALG=knomial NUMPUSH_NET_KNOMIAL_K=3
+    NUMPUSH_NET_ALLREDUCE_ALG=rabenseifner NUMPUSH_NET_ALLTOALL_ALG=bruck"
+envrun "tcp: 4 nodes x 2 ranks, knomial/rabenseifner/bruck forced" 8 2 $FORCE
+envrun "tcp: 5 nodes x 1 rank, knomial/rabenseifner/bruck forced" 5 1 $FORCE
 
 # Failures.  Ranks are started here (env://), not by numpush-run, which
 # would end the job at the first death before survivors could report.
@@ -128,7 +139,7 @@ fail() {
         wait "$p"
         c=$?
         # Rank 4, leader of the third host, is the victim of "kill".
-        if [ "$mode" = kill ] && [ $r -eq 4 ]; then :; elif [ $c -ne 0 ]; then
+        if [ "${mode%-gather}" = kill ] && [ $r -eq 4 ]; then :; elif [ $c -ne 0 ]; then
             bad_ranks=$((bad_ranks + 1))
             say "$what: rank $r exit $c: $(cat "$log.$r")"
         fi
@@ -140,7 +151,10 @@ fail() {
 }
 fail "one rank disagrees on the count: NP_ERR_MISMATCH everywhere, at once" mismatch
 fail "a whole host disagrees on the count: NP_ERR_MISMATCH everywhere, at once" mismatch-node
+fail "a NULL buffer on one rank of host 2: NP_ERR_MISMATCH everywhere else, at once" mismatch-null
+fail "root out of range on one rank of host 2: NP_ERR_MISMATCH everywhere else, at once" mismatch-root
 fail "a rank on another host killed mid-allreduce: NP_ERR_PEER on the others" kill
+fail "host 3's leader killed mid-gather: an error on every survivor of every host" kill-gather
 fail "host link down mid-allreduce: NP_ERR_PEER on every rank" link 3
 rm -f "$log"
 check_clean "coll netns"

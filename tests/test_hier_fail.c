@@ -7,6 +7,15 @@
  * hang and not succeed forever, within a bound that follows from
  * NUMPUSH_TIMEOUT.  Modes "mismatch" and "mismatch-node": ranks disagree
  * on an allreduce's count and all must fail with NP_ERR_MISMATCH at once.
+ * Mode "mismatch-null": rank 3 (second host, not its leader) passes a NULL
+ * sendbuf to an allreduce; it must get NP_ERR_NULL and every other rank
+ * NP_ERR_MISMATCH at once.  Mode "mismatch-root": rank 3 passes root 99 to
+ * a gather whose root is 0 elsewhere, then every rank calls a barrier;
+ * every rank must have an error from one of the two (the third host's
+ * ranks, whose part of the gather is done before the alarm comes, from the
+ * barrier), rank 3 NP_ERR_ROOT, at once.  Mode "kill-gather": as "kill",
+ * with a 64 KiB gather to rank 0 instead of the allreduce; every survivor
+ * of every host must get an error within the bound.
  * Exit 0 when that holds for this rank.
  */
 #include <numpush/numpush.h>
@@ -32,6 +41,29 @@ int main(int argc, char **argv)
     int64_t *a = malloc(count * 8), *b = malloc(count * 8);
     for (size_t i = 0; i < count; i++)
         a[i] = me + (int64_t)i;
+    if (strcmp(mode, "mismatch-null") == 0 || strcmp(mode, "mismatch-root") == 0) {
+        bool bad = me == 3, rooted = strcmp(mode, "mismatch-root") == 0;
+        double t = np_wtime();
+        np_err e2 = NP_OK;
+        if (rooted) {
+            int64_t *all = me == 0 ? malloc(6 * 4 * 8) : NULL;
+            e = np_gather(a, all, 4, NP_INT64, bad ? 99 : 0, w);
+            printf("rank %d: gather: %s: %s\n", me, np_errname(e), np_last_error());
+            e2 = np_barrier(w);
+            printf("rank %d: barrier: %s: %s\n", me, np_errname(e2), np_last_error());
+            free(all);
+        } else {
+            e = np_allreduce(bad ? NULL : a, b, 4, NP_INT64, NP_SUM, w);
+            printf("rank %d: allreduce: %s: %s\n", me, np_errname(e), np_last_error());
+        }
+        t = np_wtime() - t;
+        printf("rank %d: %.2f s\n", me, t);
+        fflush(stdout);
+        sleep(1);
+        np_err want = bad ? (rooted ? NP_ERR_ROOT : NP_ERR_NULL) : NP_ERR_MISMATCH;
+        bool ok = e == want || (!bad && e == NP_OK && e2 == NP_ERR_MISMATCH);
+        _exit(ok && t < 3.0 ? 0 : 1);
+    }
     if (strncmp(mode, "mismatch", 8) == 0) {
         /* "mismatch": rank 5 alone passes another count (its node finds
          * out in shared memory); "mismatch-node": both ranks of the second
@@ -48,11 +80,16 @@ int main(int argc, char **argv)
         sleep(1);
         _exit(e == NP_ERR_MISMATCH && t < 3.0 ? 0 : 1);
     }
+    bool gather = strcmp(mode, "kill-gather") == 0;
+    int64_t *all = gather && me == 0 ? malloc(6 * 65536) : NULL;
     double last_ok = np_wtime(), t0 = last_ok;
     for (int it = 0;; it++) {
-        if (strcmp(mode, "kill") == 0 && me == 4 && it == 20)
+        if (strncmp(mode, "kill", 4) == 0 && me == 4 && it == 20)
             raise(SIGKILL);
-        e = np_allreduce(a, b, count, NP_INT64, NP_SUM, w);
+        if (gather)
+            e = np_gather(a, all, 65536 / 8, NP_INT64, 0, w);
+        else
+            e = np_allreduce(a, b, count, NP_INT64, NP_SUM, w);
         double now = np_wtime();
         if (e != NP_OK) {
             double took = now - last_ok;

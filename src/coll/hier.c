@@ -11,8 +11,24 @@
  * root's node).  Nodes are numbered by their lowest rank.
  *
  * When a leader's part between nodes fails, its node's ranks learn it from
- * a status word that travels with (small) or just after (large) the final
- * node-local broadcast, so every rank of the call reports the error.
+ * a status word that every collective hands from the leader to its node
+ * once the part between nodes is over: it travels with the final node-local
+ * broadcast (barrier, bcast, allreduce, allgather; small scatters and
+ * alltoalls, whose final node-local scatter becomes a broadcast of the
+ * node's blocks with the word in front), or as a broadcast of its own,
+ * eight bytes in one eager round, before the final node-local scatter
+ * (large scatter, scatterv, alltoall) or after the leader's part (gather,
+ * gatherv, reduce).  That extra round costs about a microsecond and makes
+ * a non-leader of a gather or reduce wait for its leader's part between
+ * nodes, which it used to skip; it is the price of a rank never returning
+ * NP_OK from a call its node's leader saw fail.  Ranks with only one rank
+ * on their node skip it.
+ *
+ * A rank whose own arguments are wrong (NULL buffer, root out of range)
+ * does not just return: it sends the other nodes' leaders an alarm naming
+ * its error and publishes a failing signature in its node's shared memory
+ * (hier_bad_args), so that the ranks waiting for it fail at once with
+ * NP_ERR_MISMATCH instead of NP_ERR_PEER after NUMPUSH_TIMEOUT.
  */
 #include "hier.h"
 
@@ -27,16 +43,21 @@
 struct npi_hier {
     np_comm *node; /* this rank's node-local sub-communicator (shared memory) */
     int nnodes, mynode;
-    int *node_of;       /* comm rank -> node index */
-    int *lrank_of;      /* comm rank -> rank in its node's sub-communicator */
-    int *nsize;         /* node -> ranks on it */
-    int *nfirst;        /* node -> offset of its ranks in members */
-    int *members;       /* comm ranks grouped by node, ascending within each */
-    int *peer;          /* node -> fabric rank of this call's leader */
-    bool contig;        /* members[i] == i: each node's ranks are consecutive */
-    uint64_t cid;       /* fabric comm id of collective traffic */
-    npi_fab_req *alarm; /* the last call's alarm receive (leaders) */
-    void *scr[3];       /* scratch buffers, grown on demand */
+    int *node_of;  /* comm rank -> node index */
+    int *lrank_of; /* comm rank -> rank in its node's sub-communicator */
+    int *nsize;    /* node -> ranks on it */
+    int *nfirst;   /* node -> offset of its ranks in members */
+    int *members;  /* comm ranks grouped by node, ascending within each */
+    int *peer;     /* node -> fabric rank of this call's leader */
+    bool contig;   /* members[i] == i: each node's ranks are consecutive */
+    uint64_t cid;  /* fabric comm id of collective traffic */
+    /* The alarm receives of the last two calls (leaders), by parity of the
+     * call's sequence number, and where their reasons land: the previous
+     * call's stays posted through the next one, which reports an alarm
+     * that came after this rank had left that call. */
+    npi_fab_req *alarm[2];
+    int32_t why[2];
+    void *scr[3]; /* scratch buffers, grown on demand */
     size_t scr_cap[3];
 };
 
@@ -93,8 +114,9 @@ void npi_hier_destroy(np_comm *comm)
     free(h->peer);
     for (int i = 0; i < 3; i++)
         free(h->scr[i]);
-    if (h->alarm && hier_fab)
-        npi_fab_cancel(hier_fab, &h->alarm);
+    for (int i = 0; i < 2; i++)
+        if (h->alarm[i] && hier_fab)
+            npi_fab_cancel(hier_fab, &h->alarm[i]);
     free(h);
     comm->hier = NULL;
 }
@@ -160,6 +182,18 @@ np_err npi_hier_create(np_comm *comm)
     return err;
 }
 
+/* Whether every node has as many ranks, each node's in consecutive
+ * ranks: what the algorithms between nodes that need equal blocks ask. */
+static bool hier_even(const npi_hier *h)
+{
+    if (!h->contig)
+        return false;
+    for (int k = 1; k < h->nnodes; k++)
+        if (h->nsize[k] != h->nsize[0])
+            return false;
+    return true;
+}
+
 /* ---------------------------------------------------------------- one call */
 
 typedef struct hier_call {
@@ -169,6 +203,7 @@ typedef struct hier_call {
     int ln;     /* its size */
     int lroot;  /* local rank of this node's leader for this call */
     bool leader;
+    uint64_t seq;
     npi_net g;
 } hier_call;
 
@@ -179,6 +214,7 @@ static void hier_begin(hier_call *x, np_comm *c, npi_coll coll, np_dtype dt, siz
     uint64_t seq = ++c->seq;
     x->c = c;
     x->h = h;
+    x->seq = seq;
     x->L = h->node;
     x->ln = h->nsize[h->mynode];
     for (int k = 0; k < h->nnodes; k++) {
@@ -211,7 +247,8 @@ static void hier_begin(hier_call *x, np_comm *c, npi_coll coll, np_dtype dt, siz
     x->g.spin_ns = x->ln < hier_cores ? 50000 : 0;
     /* Leaders listen for a mismatch alarm during the whole call; a call
      * with one node would never need it. */
-    if (x->leader && h->nnodes > 1 && npi_net_arm(&x->g, &h->alarm) != NP_OK)
+    if (x->leader && h->nnodes > 1 &&
+        npi_net_arm(&x->g, &h->alarm[seq & 1], &h->why[seq & 1]) != NP_OK)
         npi_error_clear();
 }
 
@@ -222,7 +259,7 @@ static np_err hier_local_failed(hier_call *x, np_err err)
     if (x->leader && err == NP_ERR_MISMATCH) {
         char msg[512];
         snprintf(msg, sizeof msg, "%s", np_last_error());
-        npi_net_alarm(&x->g);
+        npi_net_alarm(&x->g, NP_ERR_MISMATCH);
         npi_error(err, "%s", msg);
     }
     return err;
@@ -260,6 +297,14 @@ static np_err hier_remote(hier_call *x, int32_t e)
  * ranks; every rank returns the status (or a local failure). */
 static np_err hier_fanout(hier_call *x, void *buf, size_t bytes, np_err err)
 {
+    /* A leader that left the previous call before another rank's alarm
+     * about it came (a rooted call's leaves need nothing back) reports it
+     * now, with its node, as the ranks of a node report a mismatch found
+     * after they ran ahead (coll.c). */
+    if (x->leader && err == NP_OK && x->h->nnodes > 1) {
+        int p = (int)((x->seq - 1) & 1);
+        err = npi_net_alarm_late(&x->g, &x->h->alarm[p], x->h->why[p]);
+    }
     if (x->ln == 1)
         return err;
     int32_t e = (int32_t)err;
@@ -287,6 +332,84 @@ static np_err hier_fanout(hier_call *x, void *buf, size_t bytes, np_err err)
     if (e != NP_OK)
         return x->leader ? err : hier_remote(x, e);
     return np_bcast(buf, bytes, NP_BYTE, x->lroot, x->L);
+}
+
+/* The node's status after the leader's part: every rank of the node
+ * returns err of its leader (eight bytes in one node-local eager round). */
+static np_err hier_status(hier_call *x, np_err err)
+{
+    return hier_fanout(x, NULL, 0, err);
+}
+
+/* The last node-local step of scatter and alltoall: rank i of the node
+ * gets block i (b bytes) of the leader's src, and the leader's status.
+ * When the node's blocks are small they ride with the status word in one
+ * broadcast (no extra round); otherwise the status goes first and the
+ * scatter only if it is NP_OK. */
+static np_err hier_deliver(hier_call *x, const char *src, void *recvbuf, size_t count, np_dtype dt,
+                           size_t b, np_err err)
+{
+    if (x->ln == 1)
+        return err;
+    size_t all = (size_t)x->ln * b;
+    np_err e;
+    if (all <= HIER_PACK) {
+        char tmp[HIER_PACK];
+        char *buf = x->leader ? (char *)src : tmp;
+        if ((e = hier_fanout(x, buf, all, err)) != NP_OK)
+            return e;
+        if (recvbuf != NP_IN_PLACE && b > 0)
+            npi_copy(recvbuf, buf + (size_t)np_comm_rank(x->L) * b, b);
+        return NP_OK;
+    }
+    if ((e = hier_status(x, err)) != NP_OK)
+        return e;
+    return np_scatter(x->leader ? src : NULL, recvbuf, count, dt, x->lroot, x->L);
+}
+
+/* What a rank whose own arguments failed their check (bad, with its
+ * message recorded) does instead of returning at once: it alarms the
+ * other nodes' leaders, which would otherwise wait for its node until
+ * NUMPUSH_TIMEOUT, and publishes a failing signature in its node's shared
+ * memory, where its node's ranks wait for it.  pre is the number of
+ * node-local steps the collective has before the part between nodes (0
+ * for bcast and scatter, 2 for gatherv, 1 for the others): the rank stands
+ * in for each of them with a failing signature and then takes part in the
+ * node's status round, as its node's other ranks do on the failure path.
+ * Returns bad with its message. */
+static np_err hier_bad_args(np_comm *comm, npi_coll coll, np_dtype dt, size_t count, int root,
+                            np_op op, const char *who, np_err bad, int pre)
+{
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", np_last_error());
+    bool rooted = npi_coll_has_root(coll), root_ok = root >= 0 && root < comm->size;
+    hier_call x;
+    hier_begin(&x, comm, coll, dt, count, rooted && root_ok ? root : -1, op, who);
+    x.g.sig.root = root;
+    /* Every rank of the other nodes hears it: with a root this rank cannot
+     * trust, it cannot tell which rank leads the root's node.  The ranks
+     * that do not lead this call keep the alarm as an unexpected message,
+     * a few bytes per failed call. */
+    int *all = x.g.n > 1 ? malloc((size_t)comm->size * sizeof(int)) : NULL;
+    if (all) {
+        npi_net g = x.g;
+        g.n = 0;
+        g.me = -1;
+        for (int q = 0; q < comm->size; q++)
+            if (x.h->node_of[q] != x.h->mynode)
+                all[g.n++] = comm->world_of[q];
+        g.peer = all;
+        npi_net_alarm(&g, bad);
+        free(all);
+    }
+    if (x.ln > 1) {
+        npi_coll_sig sig = x.g.sig;
+        for (int i = 0; i < (pre > 0 || x.leader ? pre : 1); i++)
+            npi_coll_fail(x.L, &sig, bad, who);
+        if (x.leader || pre > 0)
+            hier_status(&x, bad);
+    }
+    return npi_error(bad, "%s", msg);
 }
 
 /* ---------------------------------------------------------------- barrier */
@@ -339,20 +462,28 @@ np_err npi_hier_bcast(void *buf, size_t count, np_dtype dt, int root, np_comm *c
     if (err == NP_OK)
         err = npi_coll_check_buf(buf, count, who, "buf");
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_BCAST, dt, count, root, NP_OP_NULL, who, err, 0);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_BCAST, dt, count, root, NP_OP_NULL, who);
     int nroot = x.h->node_of[root];
     bool chunks = x.ln > 1 && bytes > 2 * hier_chunk;
     if (!chunks) {
         if (x.leader) {
-            const char *alg = npi_config_get("NUMPUSH_HIER_BCAST", NULL);
-            if (bytes < ((size_t)256 << 10) || x.g.n == 2)
-                err = npi_net_bcast_binomial(&x.g, buf, bytes, nroot);
-            else if (alg && strcmp(alg, "sag") == 0)
+            npi_decide_net_in in = {NPI_COLL_BCAST, bytes, count, x.g.n, true, hier_even(x.h)};
+            switch (npi_decide_net(&in)) {
+            case NPI_NET_KNOMIAL:
+                err = npi_net_bcast_knomial(&x.g, buf, bytes, nroot, npi_decide_knomial_k());
+                break;
+            case NPI_NET_SAG:
                 err = npi_net_bcast_scatter_allgather(&x.g, buf, bytes, nroot);
-            else
+                break;
+            case NPI_NET_CHAIN:
                 err = npi_net_bcast_chain(&x.g, buf, bytes, nroot, hier_chunk, NULL, NULL);
+                break;
+            default:
+                err = npi_net_bcast_binomial(&x.g, buf, bytes, nroot);
+                break;
+            }
         }
         return hier_fanout(&x, buf, bytes, err);
     }
@@ -382,11 +513,6 @@ np_err npi_hier_bcast(void *buf, size_t count, np_dtype dt, int root, np_comm *c
 
 /* ---------------------------------------------------------------- reductions */
 
-static bool hier_ring_ok(hier_call *x, size_t count, size_t bytes, np_op op)
-{
-    return bytes >= ((size_t)64 << 10) && count >= (size_t)x->g.n && npi_op_commutative(op);
-}
-
 /*
  * Allreduce: node-local reduce to the leader, allreduce among leaders
  * (recursive doubling for small vectors, ring for large ones), node-local
@@ -405,7 +531,7 @@ np_err npi_hier_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_d
     if (err == NP_OK)
         err = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_ALLREDUCE, dt, count, -1, op, who, err, 1);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_ALLREDUCE, dt, count, -1, op, who);
     if (x.ln > 1) {
@@ -423,10 +549,16 @@ np_err npi_hier_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_d
     }
     if (x.leader && bytes > 0) {
         void *tmp;
-        if (hier_ring_ok(&x, count, bytes, op)) {
+        npi_decide_net_in in = {NPI_COLL_ALLREDUCE,     bytes,         count, x.g.n,
+                                npi_op_commutative(op), hier_even(x.h)};
+        npi_net_alg alg = npi_decide_net(&in);
+        if (alg == NPI_NET_RING) {
             size_t es = np_dtype_size(dt);
             HIER_SCRATCH(tmp, &x, 0, (count / (size_t)x.g.n + 1) * es);
             err = npi_net_allreduce_ring(&x.g, recvbuf, tmp, count, dt, op);
+        } else if (alg == NPI_NET_RABENSEIFNER) {
+            HIER_SCRATCH(tmp, &x, 0, bytes);
+            err = npi_net_allreduce_rabenseifner(&x.g, recvbuf, tmp, count, dt, op);
         } else {
             HIER_SCRATCH(tmp, &x, 0, bytes);
             err = npi_net_allreduce_recdbl(&x.g, recvbuf, tmp, count, dt, op);
@@ -455,22 +587,35 @@ np_err npi_hier_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtyp
     if (err == NP_OK && is_root)
         err = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_REDUCE, dt, count, root, op, who, err, 1);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_REDUCE, dt, count, root, op, who);
     void *acc = recvbuf, *tmp;
     if (x.leader && !is_root)
         HIER_SCRATCH(acc, &x, 1, bytes);
     if (x.ln > 1) {
-        if ((err = np_reduce(sendbuf, acc, count, dt, op, x.lroot, x.L)) != NP_OK || !x.leader)
-            return hier_local_failed(&x, err);
+        if ((err = np_reduce(sendbuf, acc, count, dt, op, x.lroot, x.L)) != NP_OK) {
+            hier_local_failed(&x, err);
+            np_err f = hier_status(&x, x.leader ? err : NP_OK);
+            return err != NP_OK ? err : f;
+        }
+        if (!x.leader)
+            return hier_status(&x, NP_OK);
     } else if (!in_place) {
         npi_copy(acc, sendbuf, bytes);
     }
-    if (bytes == 0)
-        return NP_OK;
-    HIER_SCRATCH(tmp, &x, 0, bytes);
-    return npi_net_reduce_binomial(&x.g, acc, tmp, count, dt, op, x.h->node_of[root]);
+    if (bytes > 0) {
+        if ((tmp = hier_scratch(x.h, 0, bytes)) == NULL)
+            err = npi_error(NP_ERR_NOMEM, "%s: out of memory (%zu bytes)", who, bytes);
+        else if (npi_decide_net(&(npi_decide_net_in){NPI_COLL_REDUCE, bytes, count, x.g.n,
+                                                     npi_op_commutative(op), hier_even(x.h)}) ==
+                 NPI_NET_KNOMIAL)
+            err = npi_net_reduce_knomial(&x.g, acc, tmp, count, dt, op, x.h->node_of[root],
+                                         npi_decide_knomial_k());
+        else
+            err = npi_net_reduce_binomial(&x.g, acc, tmp, count, dt, op, x.h->node_of[root]);
+    }
+    return hier_status(&x, err);
 }
 
 /* ---------------------------------------------------------------- gathers */
@@ -504,13 +649,8 @@ static void hier_pack(hier_call *x, char *dst, const char *src, size_t b)
  * message per node at the root) once nodes are many and blocks small. */
 static bool hier_binomial_ok(hier_call *x, size_t node_bytes)
 {
-    npi_hier *h = x->h;
-    if (!h->contig || h->nnodes < 4 || node_bytes > ((size_t)64 << 10))
-        return false;
-    for (int k = 1; k < h->nnodes; k++)
-        if (h->nsize[k] != h->nsize[0])
-            return false;
-    return true;
+    npi_decide_net_in in = {NPI_COLL_GATHER, node_bytes, 0, x->h->nnodes, true, hier_even(x->h)};
+    return npi_decide_net(&in) == NPI_NET_BINOMIAL;
 }
 
 /*
@@ -531,10 +671,11 @@ np_err npi_hier_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtyp
         err = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
     if (err == NP_OK && is_root)
         err = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
-    if (err == NP_OK && comm->hier->nnodes > HIER_NODES_MAX)
-        err = npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_GATHER, dt, count, root, NP_OP_NULL, who, err, 1);
+    /* Every rank sees the same node count: no need to tell the others. */
+    if (comm->hier->nnodes > HIER_NODES_MAX)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_GATHER, dt, count, root, NP_OP_NULL, who);
     npi_hier *h = x.h;
@@ -558,8 +699,13 @@ np_err npi_hier_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtyp
     const void *mine = in_place ? (const void *)((char *)recvbuf + (size_t)root * b) : sendbuf;
     if (x.ln > 1) {
         const void *s = in_place && h->contig ? NP_IN_PLACE : mine;
-        if ((err = np_gather(s, blk, count, dt, x.lroot, x.L)) != NP_OK || !x.leader)
-            return hier_local_failed(&x, err);
+        if ((err = np_gather(s, blk, count, dt, x.lroot, x.L)) != NP_OK) {
+            hier_local_failed(&x, err);
+            np_err f = hier_status(&x, x.leader ? err : NP_OK);
+            return err != NP_OK ? err : f;
+        }
+        if (!x.leader)
+            return hier_status(&x, NP_OK);
     } else if (is_root && !(in_place && h->contig)) {
         npi_copy(blk, mine, b);
     } else if (!is_root) {
@@ -574,7 +720,7 @@ np_err npi_hier_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtyp
     }
     if (err == NP_OK && is_root && !h->contig)
         hier_unpack(&x, recvbuf, all, b);
-    return err;
+    return hier_status(&x, err);
 }
 
 /*
@@ -595,10 +741,11 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
         err = npi_coll_check_buf(sendbuf, sendcount, who, "sendbuf");
     if (err == NP_OK && is_root && (!counts || !displs))
         err = npi_error(NP_ERR_NULL, "%s: counts or displs is NULL at the root", who);
-    if (err == NP_OK && comm->hier->nnodes > HIER_NODES_MAX)
-        err = npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_GATHERV, dt, sendcount, root, NP_OP_NULL, who, err, 2);
+    /* Every rank sees the same node count: no need to tell the others. */
+    if (comm->hier->nnodes > HIER_NODES_MAX)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_GATHERV, dt, sendcount, root, NP_OP_NULL, who);
     npi_hier *h = x.h;
@@ -614,8 +761,17 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
         HIER_SCRATCH(tmpc, &x, 2, 2 * (size_t)x.ln * sizeof(size_t));
         lc = tmpc;
         ld = tmpc + x.ln;
-        if ((err = np_gather(&mine, lc, 1, NP_UINT64, x.lroot, x.L)) != NP_OK)
-            return err;
+        if ((err = np_gather(&mine, lc, 1, NP_UINT64, x.lroot, x.L)) != NP_OK) {
+            /* The leader stands in for the gatherv its ranks go on to, so
+             * that they fail there and then hear why. */
+            if (x.leader) {
+                hier_local_failed(&x, err);
+                npi_coll_sig sig = {NPI_COLL_GATHERV, dt, sendcount, x.lroot, NP_OP_NULL};
+                npi_coll_fail(x.L, &sig, err, who);
+            }
+            np_err f = hier_status(&x, x.leader ? err : NP_OK);
+            return err != NP_OK ? err : f;
+        }
         if (x.leader && k == nroot) {
             for (int i = 0; i < x.ln; i++)
                 ld[i] = displs[h->members[h->nfirst[k] + i]];
@@ -632,15 +788,20 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
         } else {
             err = np_gatherv(sendbuf, sendcount, NULL, NULL, NULL, dt, x.lroot, x.L);
         }
-        if (err != NP_OK || !x.leader)
-            return err;
+        if (err != NP_OK || !x.leader) {
+            hier_local_failed(&x, err);
+            np_err f = hier_status(&x, x.leader ? err : NP_OK);
+            return err != NP_OK ? err : f;
+        }
     } else if (is_root && !in_place && sb) {
         npi_copy((char *)recvbuf + displs[root] * es, sendbuf, sb);
     }
     if (!is_root) {
         npi_fab_req *r = NULL;
         err = npi_net_isend(&x.g, nroot, 10, blk, blen, &r);
-        return err != NP_OK ? err : npi_net_wait(&x.g, &r);
+        if (err == NP_OK)
+            err = npi_net_wait(&x.g, &r);
+        return hier_status(&x, err);
     }
     /* The root: each other node's concatenation into scratch, then cut. */
     size_t off[HIER_NODES_MAX], len[HIER_NODES_MAX], tot = 0;
@@ -656,9 +817,7 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
     char *all;
     HIER_SCRATCH(all, &x, 0, tot);
     err = npi_net_gatherv_linear(&x.g, nroot, NULL, 0, all, off, len);
-    if (err != NP_OK)
-        return err;
-    for (int j = 0; j < h->nnodes; j++) {
+    for (int j = 0; j < h->nnodes && err == NP_OK; j++) {
         if (j == nroot)
             continue;
         size_t o = off[j];
@@ -668,7 +827,7 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
             o += counts[q] * es;
         }
     }
-    return NP_OK;
+    return hier_status(&x, err);
 }
 
 /*
@@ -686,10 +845,11 @@ np_err npi_hier_allgather(const void *sendbuf, void *recvbuf, size_t count, np_d
         err = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
     if (err == NP_OK)
         err = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
-    if (err == NP_OK && comm->hier->nnodes > HIER_NODES_MAX)
-        err = npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_ALLGATHER, dt, count, -1, NP_OP_NULL, who, err, 1);
+    /* Every rank sees the same node count: no need to tell the others. */
+    if (comm->hier->nnodes > HIER_NODES_MAX)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_ALLGATHER, dt, count, -1, NP_OP_NULL, who);
     npi_hier *h = x.h;
@@ -738,10 +898,11 @@ np_err npi_hier_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dty
         err = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
     if (err == NP_OK && !in_place)
         err = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
-    if (err == NP_OK && comm->hier->nnodes > HIER_NODES_MAX)
-        err = npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_SCATTER, dt, count, root, NP_OP_NULL, who, err, 0);
+    /* Every rank sees the same node count: no need to tell the others. */
+    if (comm->hier->nnodes > HIER_NODES_MAX)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_SCATTER, dt, count, root, NP_OP_NULL, who);
     npi_hier *h = x.h;
@@ -758,50 +919,59 @@ np_err npi_hier_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dty
     }
     if (x.leader && !is_root && x.ln > 1)
         HIER_SCRATCH(blk, &x, 1, len[k]);
-    if (x.leader && hier_binomial_ok(&x, len[k])) {
+    void *rb = in_place ? (void *)NP_IN_PLACE : recvbuf;
+    bool binomial = hier_binomial_ok(&x, len[k]);
+    /* Only the root's node with large blocks scatters before its status
+     * round, so that the node's scatter overlaps the root's sends; every
+     * other node hears its leader's status first (see hier_deliver). */
+    bool overlap = k == h->node_of[root] && !binomial && (size_t)x.ln * b > HIER_PACK;
+    if (!x.leader) {
+        if (!overlap)
+            return hier_deliver(&x, NULL, recvbuf, count, dt, b, NP_OK);
+        np_err le = np_scatter(NULL, recvbuf, count, dt, x.lroot, x.L);
+        np_err f = hier_status(&x, NP_OK);
+        return le != NP_OK ? le : f;
+    }
+    if (binomial) {
         char *tmp, *mine = is_root && x.ln == 1 ? (in_place ? NULL : recvbuf) : blk;
         HIER_SCRATCH(tmp, &x, 0, (size_t)h->nnodes * len[k]);
         if (is_root && (x.ln > 1 || in_place))
             HIER_SCRATCH(mine, &x, 2, len[k]);
         err = npi_net_scatter_binomial(&x.g, h->node_of[root], all, mine, tmp, len[k]);
-        np_err le = NP_OK;
-        if (x.ln > 1)
-            le = np_scatter(is_root ? (const void *)(all + off[k]) : mine,
-                            in_place ? (void *)NP_IN_PLACE : recvbuf, count, dt, x.lroot, x.L);
-        return err != NP_OK ? err : le;
+        return hier_deliver(&x, is_root ? all + off[k] : mine, rb, count, dt, b, err);
     }
-    if (x.leader) {
-        /* The root's sends go out before its node's scatter, which they
-         * then overlap. */
-        npi_fab_req **rr = NULL;
-        if (is_root) {
-            rr = calloc((size_t)h->nnodes, sizeof *rr);
-            if (!rr)
-                return npi_error(NP_ERR_NOMEM, "%s: out of memory", who);
-            for (int j = 0; j < h->nnodes && err == NP_OK; j++)
-                if (j != k)
-                    err = npi_net_isend(&x.g, j, 11, all + off[j], len[j], &rr[j]);
-        } else {
-            npi_fab_req *r = NULL;
-            err = npi_net_irecv(&x.g, h->node_of[root], 11, blk, len[k], &r);
-            if (err == NP_OK)
-                err = npi_net_wait(&x.g, &r);
-        }
-        np_err le = NP_OK;
-        if (x.ln > 1) {
-            const void *s = is_root ? (const void *)(all + off[k]) : blk;
-            le = np_scatter(s, in_place ? (void *)NP_IN_PLACE : recvbuf, count, dt, x.lroot, x.L);
-        } else if (is_root && !in_place) {
-            npi_copy(recvbuf, all + off[k], b);
-        }
-        if (rr) {
-            np_err w = npi_net_waitall(&x.g, h->nnodes, rr);
-            err = err != NP_OK ? err : w;
-            free(rr);
-        }
-        return err != NP_OK ? err : le;
+    /* The root's sends go out before its node's scatter, which they then
+     * overlap when blocks are large. */
+    npi_fab_req **rr = NULL;
+    if (is_root) {
+        rr = calloc((size_t)h->nnodes, sizeof *rr);
+        if (!rr)
+            err = npi_error(NP_ERR_NOMEM, "%s: out of memory", who);
+        for (int j = 0; j < h->nnodes && err == NP_OK; j++)
+            if (j != k)
+                err = npi_net_isend(&x.g, j, 11, all + off[j], len[j], &rr[j]);
+    } else {
+        npi_fab_req *r = NULL;
+        err = npi_net_irecv(&x.g, h->node_of[root], 11, blk, len[k], &r);
+        if (err == NP_OK)
+            err = npi_net_wait(&x.g, &r);
     }
-    return np_scatter(NULL, recvbuf, count, dt, x.lroot, x.L);
+    const char *src = is_root ? all + off[k] : blk;
+    np_err le = NP_OK;
+    if (overlap)
+        le = np_scatter(src, rb, count, dt, x.lroot, x.L);
+    else if (x.ln == 1 && is_root && !in_place)
+        npi_copy(recvbuf, src, b);
+    if (rr) {
+        np_err w = npi_net_waitall(&x.g, h->nnodes, rr);
+        err = err != NP_OK ? err : w;
+        free(rr);
+    }
+    if (overlap) {
+        np_err f = hier_status(&x, err != NP_OK ? err : le);
+        return err != NP_OK ? err : le != NP_OK ? le : f;
+    }
+    return hier_deliver(&x, src, rb, count, dt, b, err);
 }
 
 /*
@@ -822,10 +992,11 @@ np_err npi_hier_scatterv(const void *sendbuf, const size_t *counts, const size_t
         err = npi_error(NP_ERR_NULL, "%s: counts or displs is NULL at the root", who);
     if (err == NP_OK && !in_place)
         err = npi_coll_check_buf(recvbuf, recvcount, who, "recvbuf");
-    if (err == NP_OK && comm->hier->nnodes > HIER_NODES_MAX)
-        err = npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_SCATTERV, dt, recvcount, root, NP_OP_NULL, who, err, 1);
+    /* Every rank sees the same node count: no need to tell the others. */
+    if (comm->hier->nnodes > HIER_NODES_MAX)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_SCATTERV, dt, recvcount, root, NP_OP_NULL, who);
     npi_hier *h = x.h;
@@ -838,10 +1009,22 @@ np_err npi_hier_scatterv(const void *sendbuf, const size_t *counts, const size_t
         HIER_SCRATCH(tmpc, &x, 2, 2 * (size_t)x.ln * sizeof(size_t));
         lc = tmpc;
         ld = tmpc + x.ln;
-        if ((err = np_gather(&mine, lc, 1, NP_UINT64, x.lroot, x.L)) != NP_OK)
-            return err;
-        if (!x.leader)
+        if ((err = np_gather(&mine, lc, 1, NP_UINT64, x.lroot, x.L)) != NP_OK) {
+            hier_local_failed(&x, err);
+            np_err f = hier_status(&x, x.leader ? err : NP_OK);
+            return err != NP_OK ? err : f;
+        }
+        if (!x.leader) {
+            /* On the root's node the scatterv overlaps the root's sends
+             * and the status comes after it; elsewhere it comes first. */
+            np_err le = NP_OK;
+            if (k == nroot)
+                le = np_scatterv(NULL, NULL, NULL, recvbuf, recvcount, dt, x.lroot, x.L);
+            np_err f = hier_status(&x, NP_OK);
+            if (le != NP_OK || f != NP_OK || k == nroot)
+                return le != NP_OK ? le : f;
             return np_scatterv(NULL, NULL, NULL, recvbuf, recvcount, dt, x.lroot, x.L);
+        }
     }
     if (!is_root) {
         size_t tot = recvcount;
@@ -858,9 +1041,9 @@ np_err npi_hier_scatterv(const void *sendbuf, const size_t *counts, const size_t
         err = npi_net_irecv(&x.g, nroot, 11, blk, tot * es, &r);
         if (err == NP_OK)
             err = npi_net_wait(&x.g, &r);
-        np_err le =
-            x.ln > 1 ? np_scatterv(blk, lc, ld, recvbuf, recvcount, dt, x.lroot, x.L) : NP_OK;
-        return err != NP_OK ? err : le;
+        if ((err = hier_status(&x, err)) != NP_OK || x.ln == 1)
+            return err;
+        return np_scatterv(blk, lc, ld, recvbuf, recvcount, dt, x.lroot, x.L);
     }
     /* The root packs every other node's parts, in node order. */
     size_t off[HIER_NODES_MAX], len[HIER_NODES_MAX], tot = 0;
@@ -903,7 +1086,8 @@ np_err npi_hier_scatterv(const void *sendbuf, const size_t *counts, const size_t
     np_err w = npi_net_waitall(&x.g, h->nnodes, rr);
     free(rr);
     err = err != NP_OK ? err : w;
-    return err != NP_OK ? err : le;
+    np_err f = hier_status(&x, err != NP_OK ? err : le);
+    return err != NP_OK ? err : le != NP_OK ? le : f;
 }
 
 /* ---------------------------------------------------------------- alltoall */
@@ -927,10 +1111,11 @@ np_err npi_hier_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dt
         err = npi_coll_check_buf(sendbuf, count, who, "sendbuf");
     if (err == NP_OK)
         err = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
-    if (err == NP_OK && comm->hier->nnodes > HIER_NODES_MAX)
-        err = npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     if (err != NP_OK)
-        return err;
+        return hier_bad_args(comm, NPI_COLL_ALLTOALL, dt, count, -1, NP_OP_NULL, who, err, 1);
+    /* Every rank sees the same node count: no need to tell the others. */
+    if (comm->hier->nnodes > HIER_NODES_MAX)
+        return npi_error(NP_ERR_NOT_IMPLEMENTED, "%s: more than %d nodes", who, HIER_NODES_MAX);
     hier_call x;
     hier_begin(&x, comm, NPI_COLL_ALLTOALL, dt, count, -1, NP_OP_NULL, who);
     npi_hier *h = x.h;
@@ -938,16 +1123,21 @@ np_err npi_hier_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dt
     size_t row = (size_t)n * b; /* one rank's whole send (or receive) buffer */
     const char *mine = in_place ? recvbuf : sendbuf;
     if (!x.leader) {
-        if ((err = np_gather(mine, NULL, count * (size_t)n, dt, x.lroot, x.L)) != NP_OK)
-            return err;
-        return np_scatter(NULL, recvbuf, count * (size_t)n, dt, x.lroot, x.L);
+        if ((err = np_gather(mine, NULL, count * (size_t)n, dt, x.lroot, x.L)) != NP_OK) {
+            np_err f = hier_status(&x, NP_OK);
+            return err != NP_OK ? err : f;
+        }
+        return hier_deliver(&x, NULL, recvbuf, count * (size_t)n, dt, row, NP_OK);
     }
     /* G[i][q]: local rank i's block for comm rank q. */
     char *G, *S, *R;
     if (ln > 1) {
         HIER_SCRATCH(G, &x, 0, (size_t)ln * row);
-        if ((err = np_gather(mine, G, count * (size_t)n, dt, x.lroot, x.L)) != NP_OK)
-            return hier_local_failed(&x, err);
+        if ((err = np_gather(mine, G, count * (size_t)n, dt, x.lroot, x.L)) != NP_OK) {
+            hier_local_failed(&x, err);
+            hier_status(&x, err);
+            return err;
+        }
     } else {
         G = (char *)mine;
     }
@@ -968,7 +1158,11 @@ np_err npi_hier_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dt
             for (int m = 0; m < h->nsize[j]; m++)
                 npi_copy(S + soff[j] + ((size_t)i * h->nsize[j] + m) * b,
                          G + (size_t)i * row + (size_t)h->members[h->nfirst[j] + m] * b, b);
-    err = npi_net_alltoallv_pairwise(&x.g, S, soff, slen, R, roff, rlen);
+    npi_decide_net_in in = {NPI_COLL_ALLTOALL, slen[0], 0, nn, true, hier_even(h)};
+    if (npi_decide_net(&in) == NPI_NET_BRUCK)
+        err = npi_net_alltoall_bruck(&x.g, S, R, slen[0]);
+    else
+        err = npi_net_alltoallv_pairwise(&x.g, S, soff, slen, R, roff, rlen);
     /* R from node j: [i][m] = block from j's i-th rank to my m-th rank.
      * T[m][q] = the block from comm rank q to my m-th rank. */
     char *T = G;
@@ -984,10 +1178,7 @@ np_err npi_hier_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dt
                     npi_copy(T + (size_t)m * row + (size_t)h->members[h->nfirst[j] + i] * b,
                              R + roff[j] + ((size_t)i * ln + m) * b, b);
     (void)k;
-    if (ln == 1)
-        return err;
-    np_err le = np_scatter(T, recvbuf, count * (size_t)n, dt, x.lroot, x.L);
-    return err != NP_OK ? err : le;
+    return hier_deliver(&x, T, recvbuf, count * (size_t)n, dt, row, err);
 }
 
 /* ---------------------------------------------------------------- point to point */

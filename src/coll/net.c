@@ -39,30 +39,62 @@ np_err npi_net_irecv(npi_net *g, int from, int step, void *buf, size_t cap, npi_
     return err;
 }
 
-np_err npi_net_arm(npi_net *g, npi_fab_req **slot)
+np_err npi_net_arm(npi_net *g, npi_fab_req **slot, int32_t *why)
 {
-    static char sink[8];
     if (*slot)
         npi_fab_cancel(g->fab, slot);
-    np_err err = npi_fab_irecv(g->fab, NP_ANY_SOURCE, g->cid, npi_net_tag(g, NPI_NET_ALARM), sink,
-                               sizeof sink, slot);
+    *why = NP_ERR_MISMATCH;
+    np_err err = npi_fab_irecv(g->fab, NP_ANY_SOURCE, g->cid, npi_net_tag(g, NPI_NET_ALARM), why,
+                               sizeof *why, slot);
     if (err != NP_OK)
         *slot = NULL;
     g->alarm = slot;
+    g->alarm_why = why;
     return err;
 }
 
-void npi_net_alarm(npi_net *g)
+void npi_net_alarm(npi_net *g, np_err why)
 {
     npi_fab_req *r;
+    int32_t w = (int32_t)why;
     for (int i = 0; i < g->n; i++) {
-        if (i == g->me || npi_net_isend(g, i, NPI_NET_ALARM, NULL, 0, &r) != NP_OK)
+        if (i == g->me || npi_net_isend(g, i, NPI_NET_ALARM, &w, sizeof w, &r) != NP_OK)
             continue;
         /* Best effort: a dead peer must not keep the others from hearing. */
         npi_fab_wait(g->fab, &r, npi_now_ns() + 200000000ull, NULL);
         if (r)
             npi_fab_cancel(g->fab, &r);
     }
+}
+
+/* The error an alarm received (status st, reason why) stands for. */
+static np_err net_alarm_error(npi_net *g, const npi_fab_status *st, int32_t why, const char *late)
+{
+    npi_coll_sig theirs;
+    npi_envelope_sig(&st->env, &theirs);
+    np_err m = npi_coll_sig_check(&g->sig, npi_fab_rank(g->fab), &theirs, st->source);
+    if (m != NP_OK && !*late)
+        return m;
+    if (st->bytes == sizeof why && why != NP_ERR_MISMATCH && why != NP_OK)
+        return npi_error(NP_ERR_MISMATCH, "%s: %srank %d passed invalid arguments (%s)", g->who,
+                         late, st->source, np_errname((np_err)why));
+    return npi_error(NP_ERR_MISMATCH, "%s: %srank %d found that the ranks disagree about this call",
+                     g->who, late, st->source);
+}
+
+np_err npi_net_alarm_late(npi_net *g, npi_fab_req **slot, int32_t why)
+{
+    if (*slot == NULL)
+        return NP_OK;
+    bool done = false;
+    npi_fab_status st;
+    memset(&st, 0, sizeof st);
+    np_err err = npi_fab_test(g->fab, slot, &done, &st);
+    if (!done || (err != NP_OK && err != NP_ERR_TRUNCATE))
+        return NP_OK;
+    return net_alarm_error(g, &st, why,
+                           "the previous call on this communicator failed (reported late: this "
+                           "rank had left it before the alarm came; this call itself completed): ");
 }
 
 /* How often a waiting participant looks for an alarm: the wait itself
@@ -99,14 +131,7 @@ static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
         g->alarm = NULL;
         if (err != NP_OK && err != NP_ERR_TRUNCATE)
             continue; /* a peer died: the request reports that itself */
-        npi_coll_sig theirs;
-        npi_envelope_sig(&ast.env, &theirs);
-        np_err m = npi_coll_sig_check(&g->sig, npi_fab_rank(g->fab), &theirs, ast.source);
-        if (m != NP_OK)
-            return m;
-        return npi_error(NP_ERR_MISMATCH,
-                         "%s: rank %d found that the ranks disagree about this call", g->who,
-                         ast.source);
+        return net_alarm_error(g, &ast, *g->alarm_why, "");
     }
 }
 
@@ -136,11 +161,11 @@ np_err npi_net_wait(npi_net *g, npi_fab_req **req)
         npi_envelope_sig(&st.env, &theirs);
         np_err m = npi_coll_sig_check(&g->sig, npi_fab_rank(g->fab), &theirs, peer);
         if (m != NP_OK) {
-            npi_net_alarm(g);
+            npi_net_alarm(g, NP_ERR_MISMATCH);
             return m;
         }
         if (err == NP_ERR_TRUNCATE) {
-            npi_net_alarm(g);
+            npi_net_alarm(g, NP_ERR_MISMATCH);
             return npi_error(NP_ERR_MISMATCH,
                              "%s: rank %d sent %llu bytes where this rank expected fewer (counts "
                              "disagree)",

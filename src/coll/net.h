@@ -31,6 +31,7 @@ typedef struct npi_net {
     const char *who;     /* "np_bcast" ... for messages */
     uint64_t deadline;   /* npi_now_ns() time by which a silent peer counts as dead */
     npi_fab_req **alarm; /* where the posted receive of a mismatch alarm is kept, or NULL */
+    int32_t *alarm_why;  /* where that alarm's reason lands */
     uint64_t spin_ns;    /* how long a wait polls before it blocks (0: block at once) */
 } npi_net;
 
@@ -59,11 +60,18 @@ static inline size_t npi_net_slice_lo(size_t count, int n, int i)
 np_err npi_net_isend(npi_net *g, int to, int step, const void *buf, size_t bytes,
                      npi_fab_req **req);
 np_err npi_net_irecv(npi_net *g, int from, int step, void *buf, size_t cap, npi_fab_req **req);
-/* Post the call's alarm receive (*slot keeps it; the previous call's, if
- * still there, is withdrawn first). */
-np_err npi_net_arm(npi_net *g, npi_fab_req **slot);
-/* Tell every other participant that this call is a mismatch. */
-void npi_net_alarm(npi_net *g);
+/* Post the call's alarm receive (*slot keeps it, its reason lands in
+ * *why; what *slot held before, if anything, is withdrawn first). */
+np_err npi_net_arm(npi_net *g, npi_fab_req **slot, int32_t *why);
+/* Whether the alarm receive *slot of an earlier call (reason in why)
+ * has arrived since that call ended: NP_ERR_MISMATCH with a message
+ * saying so, else NP_OK.  Does not block. */
+np_err npi_net_alarm_late(npi_net *g, npi_fab_req **slot, int32_t why);
+/* Tell every other participant that this call is a mismatch: why is
+ * NP_ERR_MISMATCH when the ranks disagree, or the argument error
+ * (NP_ERR_ROOT, NP_ERR_NULL ...) of the rank that sends it, which need not
+ * be a participant.  Each send waits at most 200 ms. */
+void npi_net_alarm(npi_net *g, np_err why);
 /* Wait for one request; checks the sender's signature on receives. */
 np_err npi_net_wait(npi_net *g, npi_fab_req **req);
 /* Wait for n requests (NULL entries skipped); on the first error the others
@@ -78,6 +86,19 @@ np_err npi_net_sendrecv(npi_net *g, int to, const void *sbuf, size_t sbytes, int
 np_err npi_net_bcast_binomial(npi_net *g, void *buf, size_t bytes, int root);
 np_err npi_net_reduce_binomial(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt,
                                np_op op, int root);
+
+/* ---------------------------------------------------------------- net_knomial.c */
+
+/* k: the radix, 2 or more (k = 2 is the binomial tree). */
+np_err npi_net_bcast_knomial(npi_net *g, void *buf, size_t bytes, int root, int k);
+np_err npi_net_reduce_knomial(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt, np_op op,
+                              int root, int k);
+
+/* ---------------------------------------------------------------- net_rabenseifner.c */
+
+/* Needs a commutative op; tmp holds count elements. */
+np_err npi_net_allreduce_rabenseifner(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt,
+                                      np_op op);
 
 /* ---------------------------------------------------------------- net_recdbl.c */
 
@@ -127,5 +148,8 @@ np_err npi_net_scatter_binomial(npi_net *g, int root, const void *sbuf, void *rb
 np_err npi_net_alltoallv_pairwise(npi_net *g, const void *sbuf, const size_t *soff,
                                   const size_t *slen, void *rbuf, const size_t *roff,
                                   const size_t *rlen);
+
+/* Equal blocks of b bytes in participant order in sbuf and rbuf. */
+np_err npi_net_alltoall_bruck(npi_net *g, const void *sbuf, void *rbuf, size_t b);
 
 #endif

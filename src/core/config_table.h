@@ -35,7 +35,12 @@
     X(NUMPUSH_ALLGATHER_ALG, "", "force the allgather algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_ALLTOALL_ALG, "", "force the alltoall algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_HIER_CHUNK, "4194304", "bytes per chunk of a broadcast between nodes, pipelined with the node-local one") \
-    X(NUMPUSH_HIER_BCAST, "", "large broadcast among node leaders with 3+ nodes: chain (default) or sag (scatter-allgather)") \
+    X(NUMPUSH_HIER_BCAST, "", "large broadcast among node leaders with 3+ nodes: chain (default) or sag (scatter-allgather); NUMPUSH_NET_BCAST_ALG wins") \
+    X(NUMPUSH_NET_BCAST_ALG, "", "force the bcast algorithm between nodes: binomial, knomial, chain or sag (default: the decision table)") \
+    X(NUMPUSH_NET_REDUCE_ALG, "", "force the reduce algorithm between nodes: binomial or knomial (default: the decision table)") \
+    X(NUMPUSH_NET_ALLREDUCE_ALG, "", "force the allreduce algorithm between nodes: recdbl, ring or rabenseifner (ring and rabenseifner need a commutative op)") \
+    X(NUMPUSH_NET_ALLTOALL_ALG, "", "force the alltoall algorithm between nodes: pairwise or bruck (bruck needs as many ranks on every node)") \
+    X(NUMPUSH_NET_KNOMIAL_K, "4", "radix k of the k-nomial trees between nodes (2 to 16)") \
     /* fabric (src/fabric) */                                                                      \
     X(NUMPUSH_FABRIC, "", "force a transport between nodes: tcp, zmq, tipc or ofi")           \
     X(NUMPUSH_TCP_IF, "", "tcp/zmq listen address: interface name, IPv4 address or network (198.18.0.0/15); default: the host name's address, else 127.0.0.1") \
