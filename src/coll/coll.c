@@ -241,6 +241,18 @@ np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const 
     return coll_check(x);
 }
 
+np_err npi_coll_fail(np_comm *comm, const npi_coll_sig *sig, np_err bad, const char *who)
+{
+    /* Keep the message of the argument error: arriving must not replace
+     * it unless arriving itself fails. */
+    npi_call x;
+    np_err err = npi_call_begin(&x, comm, sig->coll, who);
+    if (err != NP_OK)
+        return err;
+    err = npi_call_arrive(&x, sig, NPI_ALG_EAGER, NULL, NULL, bad);
+    return npi_call_end(&x, err);
+}
+
 /* Compare every rank's published signature for call x with the reference
  * rank's (the root's, else rank 0's). */
 static np_err coll_check(npi_call *x)

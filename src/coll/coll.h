@@ -89,6 +89,13 @@ static inline const npi_shm_post *npi_call_entry(npi_call *x, int q)
 np_err npi_call_arrive(npi_call *x, const npi_coll_sig *sig, npi_alg alg, const void *sbuf,
                        const void *rbuf, np_err local_err);
 
+/* Take part in the next call on comm (shared memory) only to publish
+ * sig with the argument error bad, so that comm's other ranks, whatever
+ * call they are in, fail with NP_ERR_MISMATCH instead of waiting for this
+ * one.  Waits until every rank of comm has arrived.  Returns bad (or
+ * NP_ERR_PEER ... if arriving failed). */
+np_err npi_coll_fail(np_comm *comm, const npi_coll_sig *sig, np_err bad, const char *who);
+
 static inline void npi_call_post(npi_call *x, uint64_t step)
 {
     npi_flag_set(&npi_call_post_of(x, x->me)->flag, x->base | step);

@@ -191,8 +191,13 @@ static const char *const decide_vars[NPI_COLL_COUNT_] = {
  * than a small collective itself. */
 static int decide_forced[NPI_COLL_COUNT_] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
 
+static np_err decide_net_load(void);
+
 np_err npi_decide_load(void)
 {
+    np_err err = decide_net_load();
+    if (err != NP_OK)
+        return err;
     for (int c = 0; c < NPI_COLL_COUNT_; c++) {
         const char *forced = npi_config_get(decide_vars[c], NULL);
         decide_forced[c] = -1;
@@ -217,6 +222,214 @@ npi_alg npi_decide(const npi_decide_in *in)
      * area, CMA where the kernel refuses it) falls back to the table. */
     npi_alg f = (npi_alg)decide_forced[in->coll];
     return decide_possible(in, f) ? f : a;
+}
+
+/* ---------------------------------------------------------------- between nodes */
+
+/*
+ * Between nodes the leaders pay a network latency per round (about 30 us
+ * between the namespaces here, against 1 us for a node-local round) and a
+ * per-message send cost of a few microseconds, so:
+ *   - small broadcasts and reductions go by binomial tree (log2 n rounds);
+ *     a k-nomial tree has log_k n rounds but sends k-1 messages per round
+ *     from one leader, and wins once nodes are many (8 and more: 2 rounds
+ *     of 3 sends with k = 4 against 3 rounds of 1);
+ *   - large broadcasts go down a pipelined chain (each link carries the
+ *     message once); from 256 KiB on the measured 64 MiB bcast, 2 hosts:
+ *     chain and binomial tie, 3 hosts: chain 1.6x faster (see hier.c);
+ *   - allreduce: recursive doubling below 64 KiB (log2 n rounds of the
+ *     whole vector); above, Rabenseifner where nodes are 4 or more (2 log2 n
+ *     rounds, 2N(n-1)/n bytes) and the ring where they are fewer (same
+ *     bytes in 2(n-1) rounds, but each round streams, which pays with 2 or
+ *     3 nodes) or the vector exceeds 4 MiB (bandwidth alone counts there,
+ *     and the ring's segments overlap reduction with transfer);
+ *   - alltoall: pairwise exchange (n-1 rounds, each block once), except
+ *     for blocks of 1 KiB or less among 8 or more nodes, where Bruck's
+ *     log2(n) rounds cost less than n-1 latencies despite sending each
+ *     block up to log2(n) times.
+ * These cut-offs follow from the cost model and the 2- and 3-host runs of
+ * tests/coll_netns.sh and bench/; the 8-node ones are not measured here.
+ */
+#define DECIDE_NET_KNOMIAL_NODES         8
+#define DECIDE_NET_KNOMIAL_BELOW         (8 * 1024)
+#define DECIDE_NET_CHAIN_FROM            (256 * 1024)
+#define DECIDE_NET_RING_FROM             (64 * 1024)
+#define DECIDE_NET_RABENSEIFNER_NODES    4
+#define DECIDE_NET_RABENSEIFNER_BELOW    (4 * 1024 * 1024)
+#define DECIDE_NET_BRUCK_NODES           8
+#define DECIDE_NET_BRUCK_UPTO            1024
+#define DECIDE_NET_BINOMIAL_GATHER_NODES 4
+#define DECIDE_NET_BINOMIAL_GATHER_UPTO  (64 * 1024)
+
+static const char *const decide_net_names[NPI_NET_COUNT_] = {
+    "binomial",     "knomial",  "chain", "sag",    "recdbl",       "ring",
+    "rabenseifner", "pairwise", "bruck", "linear", "dissemination"};
+
+const char *npi_net_alg_name(npi_net_alg a)
+{
+    return (unsigned)a < NPI_NET_COUNT_ ? decide_net_names[a] : "unknown";
+}
+
+npi_net_alg npi_decide_net_table(const npi_decide_net_in *in)
+{
+    switch (in->coll) {
+    case NPI_COLL_BARRIER:
+        return NPI_NET_DISSEMINATION;
+    case NPI_COLL_BCAST:
+        if (in->bytes < DECIDE_NET_CHAIN_FROM || in->nodes == 2)
+            return in->nodes >= DECIDE_NET_KNOMIAL_NODES && in->bytes < DECIDE_NET_KNOMIAL_BELOW
+                       ? NPI_NET_KNOMIAL
+                       : NPI_NET_BINOMIAL;
+        return NPI_NET_CHAIN;
+    case NPI_COLL_REDUCE:
+        return in->nodes >= DECIDE_NET_KNOMIAL_NODES && in->bytes < DECIDE_NET_KNOMIAL_BELOW
+                   ? NPI_NET_KNOMIAL
+                   : NPI_NET_BINOMIAL;
+    case NPI_COLL_ALLREDUCE:
+        if (in->bytes < DECIDE_NET_RING_FROM || !in->commutative || in->count < (size_t)in->nodes)
+            return NPI_NET_RECDBL;
+        if (in->nodes >= DECIDE_NET_RABENSEIFNER_NODES && in->bytes < DECIDE_NET_RABENSEIFNER_BELOW)
+            return NPI_NET_RABENSEIFNER;
+        return NPI_NET_RING;
+    case NPI_COLL_ALLGATHER:
+        return NPI_NET_RING;
+    case NPI_COLL_ALLTOALL:
+        return in->even && in->nodes >= DECIDE_NET_BRUCK_NODES && in->bytes <= DECIDE_NET_BRUCK_UPTO
+                   ? NPI_NET_BRUCK
+                   : NPI_NET_PAIRWISE;
+    case NPI_COLL_GATHER:
+    case NPI_COLL_SCATTER:
+        return in->even && in->nodes >= DECIDE_NET_BINOMIAL_GATHER_NODES &&
+                       in->bytes <= DECIDE_NET_BINOMIAL_GATHER_UPTO
+                   ? NPI_NET_BINOMIAL
+                   : NPI_NET_LINEAR;
+    default:
+        return NPI_NET_LINEAR;
+    }
+}
+
+static bool decide_net_possible(const npi_decide_net_in *in, npi_net_alg a)
+{
+    switch (in->coll) {
+    case NPI_COLL_BCAST:
+        return a == NPI_NET_BINOMIAL || a == NPI_NET_KNOMIAL || a == NPI_NET_CHAIN ||
+               a == NPI_NET_SAG;
+    case NPI_COLL_REDUCE:
+        return a == NPI_NET_BINOMIAL || a == NPI_NET_KNOMIAL;
+    case NPI_COLL_ALLREDUCE:
+        /* The ring and Rabenseifner combine slices in an order that depends
+         * on the participant, so they need a commutative op, and one
+         * element per participant at least. */
+        return a == NPI_NET_RECDBL || ((a == NPI_NET_RING || a == NPI_NET_RABENSEIFNER) &&
+                                       in->commutative && in->count >= (size_t)in->nodes);
+    case NPI_COLL_ALLTOALL:
+        return a == NPI_NET_PAIRWISE || (a == NPI_NET_BRUCK && in->even);
+    default:
+        return false;
+    }
+}
+
+/* The forced algorithm between nodes per collective (-1: none) and the
+ * k-nomial radix, read by npi_decide_load. */
+static int decide_net_forced[NPI_COLL_COUNT_] = {-1, -1, -1, -1, -1, -1, -1, -1, -1, -1};
+static int decide_knomial_k = 4;
+/* Whether the bcast override came from NUMPUSH_NET_BCAST_ALG (else from
+ * NUMPUSH_HIER_BCAST, which forces sag only where the chain would run). */
+static bool decide_net_bcast_named;
+
+static const char *const decide_net_vars[NPI_COLL_COUNT_] = {
+    [NPI_COLL_BCAST] = "NUMPUSH_NET_BCAST_ALG",
+    [NPI_COLL_REDUCE] = "NUMPUSH_NET_REDUCE_ALG",
+    [NPI_COLL_ALLREDUCE] = "NUMPUSH_NET_ALLREDUCE_ALG",
+    [NPI_COLL_ALLTOALL] = "NUMPUSH_NET_ALLTOALL_ALG",
+};
+
+static const char *const decide_net_choices[NPI_COLL_COUNT_] = {
+    [NPI_COLL_BCAST] = "binomial, knomial, chain or sag",
+    [NPI_COLL_REDUCE] = "binomial or knomial",
+    [NPI_COLL_ALLREDUCE] = "recdbl, ring or rabenseifner",
+    [NPI_COLL_ALLTOALL] = "pairwise or bruck",
+};
+
+static np_err decide_net_load(void)
+{
+    long k = 4;
+    if (npi_config_long("NUMPUSH_NET_KNOMIAL_K", &k) != NP_OK || k < 2 || k > 16)
+        return npi_error(NP_ERR_CONFIG, "NUMPUSH_NET_KNOMIAL_K=%s: expected 2 to 16",
+                         npi_config_get("NUMPUSH_NET_KNOMIAL_K", NULL));
+    decide_knomial_k = (int)k;
+    for (int c = 0; c < NPI_COLL_COUNT_; c++) {
+        decide_net_forced[c] = -1;
+        if (!decide_net_vars[c])
+            continue;
+        const char *forced = npi_config_get(decide_net_vars[c], NULL);
+        if (c == NPI_COLL_BCAST)
+            decide_net_bcast_named = forced && forced[0];
+        /* NUMPUSH_HIER_BCAST=sag, the older name, still forces sag. */
+        if ((!forced || !forced[0]) && c == NPI_COLL_BCAST)
+            forced = npi_config_get("NUMPUSH_HIER_BCAST", NULL);
+        if (forced == NULL || forced[0] == '\0')
+            continue;
+        npi_decide_net_in probe = {(npi_coll)c, 0, SIZE_MAX, 2, true, true};
+        for (int f = 0; f < NPI_NET_COUNT_; f++)
+            if (strcmp(forced, decide_net_names[f]) == 0 &&
+                decide_net_possible(&probe, (npi_net_alg)f))
+                decide_net_forced[c] = f;
+        if (decide_net_forced[c] < 0)
+            return npi_error(NP_ERR_CONFIG, "%s=%s: expected %s", decide_net_vars[c], forced,
+                             decide_net_choices[c]);
+    }
+    return NP_OK;
+}
+
+npi_net_alg npi_decide_net(const npi_decide_net_in *in)
+{
+    npi_net_alg a = npi_decide_net_table(in);
+    if ((unsigned)in->coll >= NPI_COLL_COUNT_ || decide_net_forced[in->coll] < 0)
+        return a;
+    npi_net_alg f = (npi_net_alg)decide_net_forced[in->coll];
+    /* NUMPUSH_HIER_BCAST=sag only ever replaced the chain. */
+    if (in->coll == NPI_COLL_BCAST && f == NPI_NET_SAG && a != NPI_NET_CHAIN &&
+        !decide_net_bcast_named)
+        return a;
+    return decide_net_possible(in, f) ? f : a;
+}
+
+int npi_decide_knomial_k(void)
+{
+    return decide_knomial_k;
+}
+
+/* The table between nodes, for numpush-info. */
+static void decide_net_print(FILE *out, const size_t *sizes, size_t nsizes)
+{
+    static const int nodes[] = {2, 4, 8};
+    static const npi_coll colls[] = {NPI_COLL_BARRIER,   NPI_COLL_BCAST,   NPI_COLL_REDUCE,
+                                     NPI_COLL_ALLREDUCE, NPI_COLL_GATHER,  NPI_COLL_SCATTER,
+                                     NPI_COLL_ALLGATHER, NPI_COLL_ALLTOALL};
+    fprintf(out,
+            "  between nodes (node leaders over the fabric; NUMPUSH_NET_*_ALG applied; k-nomial "
+            "k = %d):\n  bytes: the vector (bcast, reductions), one node's block (gather, "
+            "scatter),\n  the block one node sends another (alltoall); equal nodes, commutative "
+            "op\n",
+            decide_knomial_k);
+    fprintf(out, "  %-10s %5s", "collective", "nodes");
+    for (size_t i = 0; i < nsizes; i++)
+        fprintf(out, " %13zu", sizes[i]);
+    fprintf(out, "\n");
+    for (size_t c = 0; c < sizeof colls / sizeof colls[0]; c++) {
+        for (size_t r = 0; r < sizeof nodes / sizeof nodes[0]; r++) {
+            fprintf(out, "  %-10s %5d", npi_coll_name(colls[c]), nodes[r]);
+            for (size_t i = 0; i < nsizes; i++) {
+                npi_decide_net_in in = {colls[c], sizes[i], sizes[i] / 8, nodes[r], true, true};
+                fprintf(out, " %13s", npi_net_alg_name(npi_decide_net(&in)));
+            }
+            fprintf(out, "\n");
+        }
+    }
+    fprintf(out, "  scatterv and gatherv go linear; a bcast above 2 NUMPUSH_HIER_CHUNK with "
+                 "several ranks\n  on a node is a chain pipelined with the node-local "
+                 "broadcast.\n");
 }
 
 void npi_decide_print(FILE *out)
@@ -256,6 +469,7 @@ void npi_decide_print(FILE *out)
     fprintf(out,
             "  bcast uses tree instead of cma when the ranks span several hwloc groups\n"
             "  (packages, NUMA nodes or L3 caches; NUMPUSH_TOPOLOGY overrides the machine).\n");
+    decide_net_print(out, sizes, sizeof sizes / sizeof sizes[0]);
 }
 
 /* The hook numpush-info looks for (see src/run/numpush_info.c). */

@@ -52,6 +52,45 @@ size_t npi_decide_root_share(size_t bytes, int ranks, int cores);
 /* "eager", "cells", "cma", "flags". */
 const char *npi_alg_name(npi_alg a);
 
+/* ---------------------------------------------------------------- between nodes */
+
+/* Algorithms among the node leaders of a communicator that spans nodes
+ * (net_*.c).  Chosen by each rank from the same inputs, so never sent. */
+typedef enum npi_net_alg {
+    NPI_NET_BINOMIAL = 0,       /* bcast, reduce, gather, scatter: binomial tree */
+    NPI_NET_KNOMIAL = 1,        /* bcast, reduce: k-nomial tree (NUMPUSH_NET_KNOMIAL_K) */
+    NPI_NET_CHAIN = 2,          /* bcast: pipelined chain */
+    NPI_NET_SAG = 3,            /* bcast: scatter + ring allgather */
+    NPI_NET_RECDBL = 4,         /* allreduce: recursive doubling */
+    NPI_NET_RING = 5,           /* allreduce, allgather: ring */
+    NPI_NET_RABENSEIFNER = 6,   /* allreduce: recursive halving + recursive doubling */
+    NPI_NET_PAIRWISE = 7,       /* alltoall: pairwise exchange */
+    NPI_NET_BRUCK = 8,          /* alltoall: Bruck's log2(n) rounds */
+    NPI_NET_LINEAR = 9,         /* gather, scatter (v): one message per node at the root */
+    NPI_NET_DISSEMINATION = 10, /* barrier */
+    NPI_NET_COUNT_
+} npi_net_alg;
+
+/* What the choice between nodes depends on. */
+typedef struct npi_decide_net_in {
+    npi_coll coll;
+    size_t bytes;     /* bcast, (all)reduce: the vector; gather, scatter: one node's
+                         block; alltoall: the block one node sends another */
+    size_t count;     /* elements of the vector ((all)reduce) */
+    int nodes;        /* leaders taking part */
+    bool commutative; /* the op of a reduction */
+    bool even;        /* every node has as many ranks, in consecutive ranks */
+} npi_decide_net_in;
+
+/* The algorithm between nodes for in, ignoring overrides. */
+npi_net_alg npi_decide_net_table(const npi_decide_net_in *in);
+/* As npi_decide_net_table, honouring NUMPUSH_NET_<COLL>_ALG (loaded by
+ * npi_decide_load) where the forced algorithm can run these inputs. */
+npi_net_alg npi_decide_net(const npi_decide_net_in *in);
+/* The radix of the k-nomial trees (NUMPUSH_NET_KNOMIAL_K, 2..16). */
+int npi_decide_knomial_k(void);
+const char *npi_net_alg_name(npi_net_alg a);
+
 /* Print the decision table (for numpush-info). */
 void npi_decide_print(FILE *out);
 
