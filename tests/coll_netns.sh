@@ -13,43 +13,7 @@
 RSH=$S/tests/netns_rsh.sh
 TC=$B/tests/test_coll
 TF=$B/tests/test_hier_fail
-NS="npc$$a npc$$b npc$$c"
-set -- $NS
-N0=$1 N1=$2 N2=$3
-
-cleanup() {
-    for ns in $NS; do ip netns del "$ns" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM
-
-if ! command -v ip >/dev/null; then
-    say "skip: no 'ip' command (Debian: iproute2)"
-    exit 77
-fi
-if ! ip netns add "$N0" 2>/dev/null; then
-    say "skip: 'ip netns add' is not permitted here (needs root / CAP_SYS_ADMIN)"
-    exit 77
-fi
-set -e
-ip netns add "$N1"
-ip netns add "$N2"
-ip -n "$N0" link add br0 type bridge
-ip -n "$N0" addr add 198.18.0.1/24 dev br0
-ip -n "$N0" link set br0 up
-ip -n "$N0" link set lo up
-i=2
-for ns in "$N1" "$N2"; do
-    ip link add "v$$y$i" type veth peer name "w$$y$i"
-    ip link set "v$$y$i" netns "$N0"
-    ip link set "w$$y$i" netns "$ns"
-    ip -n "$N0" link set "v$$y$i" master br0 up
-    ip -n "$ns" addr add "198.18.0.$i/24" dev "w$$y$i"
-    ip -n "$ns" link set "w$$y$i" up
-    ip -n "$ns" link set lo up
-    i=$((i + 1))
-done
-set +e
+netns_three_hosts c
 
 # run WHAT TIMEOUT HOSTS ARGS...: test_coll under numpush-run over HOSTS.
 run() {
@@ -131,7 +95,7 @@ fail() {
     done
     if [ "$mode" = link ]; then
         sleep 2
-        ip -n "$N2" link set "w$$y${3}" down
+        ip -n "$N2" link set "w$$c3" down
     fi
     bad_ranks=0
     r=0

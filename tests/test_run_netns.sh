@@ -7,43 +7,7 @@
 # made here (no root, no CAP_SYS_ADMIN, or no ip tool).
 . "$(dirname "$0")/run_common.sh"
 RSH=$S/tests/netns_rsh.sh
-NS="npt$$a npt$$b npt$$c"
-set -- $NS
-N0=$1 N1=$2 N2=$3
-
-cleanup() {
-    for ns in $NS; do ip netns del "$ns" 2>/dev/null; done
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM
-
-if ! command -v ip >/dev/null; then
-    say "skip: no 'ip' command (Debian: iproute2)"
-    exit 77
-fi
-if ! ip netns add "$N0" 2>/dev/null; then
-    say "skip: 'ip netns add' is not permitted here (needs root / CAP_SYS_ADMIN)"
-    exit 77
-fi
-set -e
-ip netns add "$N1"
-ip netns add "$N2"
-ip -n "$N0" link add br0 type bridge
-ip -n "$N0" addr add 198.18.0.1/24 dev br0
-ip -n "$N0" link set br0 up
-ip -n "$N0" link set lo up
-i=2
-for ns in "$N1" "$N2"; do
-    ip link add "v$$x$i" type veth peer name "w$$x$i"
-    ip link set "v$$x$i" netns "$N0"
-    ip link set "w$$x$i" netns "$ns"
-    ip -n "$N0" link set "v$$x$i" master br0 up
-    ip -n "$ns" addr add "198.18.0.$i/24" dev "w$$x$i"
-    ip -n "$ns" link set "w$$x$i" up
-    ip -n "$ns" link set lo up
-    i=$((i + 1))
-done
-set +e
+netns_three_hosts t
 
 # 2 ranks on each of three hosts.
 out=$(ip netns exec "$N0" "$RUN" -H "$N0:2,$N1:2,$N2:2" --rsh "$RSH" "$PROBE" --expect-size 6 \

@@ -32,11 +32,20 @@
  * 10.5 CMA; 1 MiB 127 against 164 and 294 us; gather 1 MiB 164 against
  * 243 us CMA; reduce 1 MiB 150 against 235 us CMA), which is why the area
  * is 1 MiB per rank (NUMPUSH_SHM_EAGER).  The others switch to CMA at 64
- * KiB (scatter 9.4 against 11.3 us eager, alltoall 43.5 against 63.2 us)
+ * KiB (alltoall 43.5 against 63.2 us eager)
  * or 256 KiB (allgather 149 against 185 us eager, allreduce 86 against 93
  * eager and 119 cells).  A broadcast beyond the eager area goes to cells
  * (3 receivers reading one buffer with CMA on 2 cores read it from memory
  * three times; 16 MiB earlier: cells 2261 us against CMA 3525 us).
+ *
+ * A later sweep moved the oversubscribed scatter to eager wherever its n
+ * blocks fit the eager area: its root, like a broadcast's, publishes and
+ * leaves, where with CMA it waits for every receiver's copy.  Medians of
+ * three interleaved runs of
+ *   NUMPUSH_SCATTER_ALG={eager,} numpush-run -n 4 bench/bench_coll \
+ *     -c scatter -s 64K,128K,256K -b 0.2
+ * (eager against CMA): 64 KiB 8.2 against 13.0 us, 128 KiB 12.7 against
+ * 23.8, 256 KiB 42.4 against 53.5 (Open MPI 64 KiB: 6.9 us).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -72,7 +81,7 @@ static size_t decide_cma_from(npi_coll c, bool over)
 
 /* Block size (bytes) below which eager wins when it fits the eager area,
  * with or without single copy: everywhere for the oversubscribed bcast,
- * gather and reduce; else up to where CMA takes over, and without CMA no
+ * gather, scatter and reduce; else up to where CMA takes over, and without CMA no
  * further than the sweep showed eager ahead of cells (2 ranks, 64 KiB:
  * bcast 8.4 us eager against 3.1 us cells, scatter 6.0 against 4.5). */
 static size_t decide_eager_below(npi_coll c, bool over)
@@ -80,8 +89,8 @@ static size_t decide_eager_below(npi_coll c, bool over)
     switch (c) {
     case NPI_COLL_BCAST:
     case NPI_COLL_GATHER:
-        return over ? SIZE_MAX : 16 * 1024;
     case NPI_COLL_SCATTER:
+        return over ? SIZE_MAX : 16 * 1024;
     case NPI_COLL_ALLTOALL:
         return over ? 64 * 1024 : 16 * 1024;
     case NPI_COLL_ALLGATHER:

@@ -5,18 +5,30 @@
 #include "coll.h"
 
 /*
- * eager: every rank copies its input into its eager area before it
- * arrives; after the arrival round the root reduces all n inputs.
- * Steps: 1.  Bytes: N written per rank, n N read by the root.  Wins:
- * inputs up to the eager area.
+ * eager: every non-root copies its input into its eager area before it
+ * arrives; after the arrival round the root reduces all n inputs, its own
+ * straight from its buffer (no one else reads it, so publishing it would
+ * cost the root a copy of N for nothing).  Steps: 1.  Bytes: N written per
+ * non-root, n N read by the root.  Wins: inputs up to the eager area.
  */
-static np_err reduce_eager(npi_call *x, void *rbuf, size_t count, np_dtype dt, np_op op, int root)
+static bool reduce_eager_own(int root, bool in_place)
+{
+    /* In place, the root's input is its recvbuf, which the ordered
+     * reduction overwrites after combining ranks 0 and 1: only as rank 0
+     * or 1 is it read before that. */
+    return !in_place || root <= 1;
+}
+
+static np_err reduce_eager(npi_call *x, const void *mine, void *rbuf, size_t count, np_dtype dt,
+                           np_op op, int root, bool in_place)
 {
     if (x->me != root)
         return NP_OK;
     const void *in[x->n];
     for (int q = 0; q < x->n; q++)
         in[q] = npi_call_eager(x, q);
+    if (reduce_eager_own(root, in_place))
+        in[root] = mine;
     npi_coll_reduce_ordered(rbuf, in, x->n, count, dt, op);
     return NP_OK;
 }
@@ -129,7 +141,7 @@ np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, 
         bad = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
     const char *mine = in_place ? recvbuf : sendbuf;
     npi_alg alg = npi_coll_decide(&x, bytes);
-    if (bad == NP_OK && alg == NPI_ALG_EAGER)
+    if (bad == NP_OK && alg == NPI_ALG_EAGER && (x.me != root || !reduce_eager_own(root, in_place)))
         npi_copy(npi_call_eager(&x, x.me), mine, bytes);
     /* A non-root of an eager reduce only publishes (coll.c). */
     x.ahead = alg == NPI_ALG_EAGER && x.me != root;
@@ -144,7 +156,7 @@ np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, 
     }
     switch (alg) {
     case NPI_ALG_EAGER:
-        return npi_call_end(&x, reduce_eager(&x, recvbuf, count, dt, op, root));
+        return npi_call_end(&x, reduce_eager(&x, mine, recvbuf, count, dt, op, root, in_place));
     case NPI_ALG_CMA:
         return npi_call_end(&x, reduce_cma(&x, mine, recvbuf, count, dt, op, root));
     default:
