@@ -46,6 +46,21 @@ out=$("$RUN" -n 2 --bind-to core sh -c 'grep Cpus_allowed_list /proc/self/status
 [ "$(printf '%s\n' "$out" | grep -cE 'Cpus_allowed_list:\s+[0-9]+$')" -eq 2 ] || bad "--bind-to core: '$out'"
 say "ok: --bind-to core"
 
+# The default (auto) binds when the ranks fit the cores and leaves an
+# oversubscribed host unbound; --bind-to none never binds.
+# Cores, not hardware threads: auto binds one rank per core.
+ncpu=$(lscpu -p=core | grep -v '^#' | sort -u | wc -l)
+one_cpu='Cpus_allowed_list:\s+[0-9]+$'
+out=$("$RUN" -n "$ncpu" sh -c 'grep Cpus_allowed_list /proc/self/status')
+[ "$(printf '%s\n' "$out" | grep -cE "$one_cpu")" -eq "$ncpu" ] || bad "--bind-to auto, $ncpu ranks: '$out'"
+if [ "$ncpu" -gt 1 ]; then
+    out=$("$RUN" -n $((ncpu * 2)) sh -c 'grep Cpus_allowed_list /proc/self/status')
+    [ "$(printf '%s\n' "$out" | grep -cE "$one_cpu")" -eq 0 ] || bad "--bind-to auto, oversubscribed: '$out'"
+    out=$("$RUN" -n 2 --bind-to none sh -c 'grep Cpus_allowed_list /proc/self/status')
+    [ "$(printf '%s\n' "$out" | grep -cE "$one_cpu")" -eq 0 ] || bad "--bind-to none: '$out'"
+fi
+say "ok: --bind-to auto and none"
+
 "$RUN" --help | grep -q -- '--hostfile' || bad "--help"
 "$RUN" --version | grep -q 'numpush' || bad "--version"
 

@@ -80,7 +80,7 @@ typedef struct run_opts {
     int nx;
     bool tag_output;
     double timeout_s;
-    bool bind_core;
+    npi_run_bind bind;
     char **prog; /* program and its arguments */
 } run_opts;
 
@@ -115,7 +115,8 @@ static void run_usage(FILE *f)
                "  -x VAR | -x VAR=VALUE  export VAR to every rank\n"
                "      --tag-output       prefix every output line with [rank]\n"
                "      --timeout S        stop the job after S seconds (exit code 124)\n"
-               "      --bind-to core|none  bind each rank to one core (hwloc); default none\n"
+               "      --bind-to auto|core|none  bind each rank to one core (hwloc); auto (the\n"
+               "                     default) binds when a host's ranks fit its cores\n"
                "      --oversubscribe    accepted; more ranks than slots is always allowed\n"
                "  -h, --help             this text\n"
                "      --version          print the version\n\n"
@@ -199,10 +200,10 @@ static void run_parse_args(int argc, char **argv, run_opts *o)
                 run_die(1, "--timeout: '%s' is not a positive number of seconds", v);
         } else if (run_is_opt(a, "--bind-to")) {
             const char *v = run_optval(argc, argv, &i, "--bind-to");
-            if (!strcmp(v, "core"))
-                o->bind_core = true;
-            else if (strcmp(v, "none"))
-                run_die(1, "--bind-to: '%s' is not 'core' or 'none'", v);
+            int mode = npi_run_bind_parse(v);
+            if (mode < 0)
+                run_die(1, "--bind-to: '%s' is not 'auto', 'core' or 'none'", v);
+            o->bind = (npi_run_bind)mode;
         } else if (!strcmp(a, "--oversubscribe") || !strcmp(a, "-oversubscribe")) {
             /* Oversubscription is always allowed; accepted for mpirun habits. */
         } else {
@@ -460,8 +461,8 @@ static void run_child(const run_opts *o, run_rank *r, bool remote, char **argv, 
         close(out_w);
     if (err_w > 2)
         close(err_w);
-    if (!remote && o->bind_core)
-        npi_run_bind_core(r->local_rank);
+    if (!remote)
+        npi_run_bind_core(o->bind, r->local_rank, r->local_size);
     environ = envp;
     execvp(argv[0], argv);
     fprintf(stderr, "numpush-run: rank %d: cannot run %s: %s\n", r->rank, argv[0], strerror(errno));
@@ -502,10 +503,8 @@ static char **run_remote_argv(const run_opts *o, const char *host)
     v[n++] = "--agent";
     v[n++] = "--wdir";
     v[n++] = run_shell_quote(cwd);
-    if (o->bind_core) {
-        v[n++] = "--bind-to";
-        v[n++] = "core";
-    }
+    v[n++] = "--bind-to";
+    v[n++] = o->bind == NPI_RUN_BIND_CORE ? "core" : o->bind == NPI_RUN_BIND_NONE ? "none" : "auto";
     v[n++] = "--";
     for (char **p = o->prog; *p; p++)
         v[n++] = run_shell_quote(*p);

@@ -40,6 +40,18 @@ int npi_run_agent_main(int argc, char **argv);
 
 /* Bind the calling process to one core chosen by its local rank (hwloc).
  * Returns 0 or -1 (a warning has been printed). */
-int npi_run_bind_core(int local_rank);
+/* How ranks are bound to cores (--bind-to). */
+typedef enum npi_run_bind {
+    NPI_RUN_BIND_AUTO, /* core when this host's ranks fit its cores, else none */
+    NPI_RUN_BIND_CORE,
+    NPI_RUN_BIND_NONE
+} npi_run_bind;
+
+/* Parse "auto", "core" or "none"; -1 for anything else. */
+int npi_run_bind_parse(const char *text);
+
+/* Bind the calling process, local rank local_rank of local_size on this
+ * host, as mode says.  Returns 0 when bound or when mode leaves it unbound. */
+int npi_run_bind_core(npi_run_bind mode, int local_rank, int local_size);
 
 #endif

@@ -60,13 +60,15 @@ static int agent_read_env(void)
 int npi_run_agent_main(int argc, char **argv)
 {
     const char *wdir = NULL;
-    int bind = 0, i = 2;
+    npi_run_bind bind = NPI_RUN_BIND_AUTO;
+    int i = 2;
     for (; i < argc; i++) {
         if (!strcmp(argv[i], "--wdir") && i + 1 < argc)
             wdir = argv[++i];
-        else if (!strcmp(argv[i], "--bind-to") && i + 1 < argc)
-            bind = !strcmp(argv[++i], "core");
-        else if (!strcmp(argv[i], "--")) {
+        else if (!strcmp(argv[i], "--bind-to") && i + 1 < argc) {
+            int mode = npi_run_bind_parse(argv[++i]);
+            bind = mode < 0 ? NPI_RUN_BIND_AUTO : (npi_run_bind)mode;
+        } else if (!strcmp(argv[i], "--")) {
             i++;
             break;
         }
@@ -107,10 +109,9 @@ int npi_run_agent_main(int argc, char **argv)
         sigprocmask(SIG_SETMASK, &none, NULL);
         if (freopen("/dev/null", "r", stdin) == NULL) {
         }
-        if (bind) {
-            const char *lr = getenv("NUMPUSH_LOCAL_RANK");
-            npi_run_bind_core(lr ? atoi(lr) : 0);
-        }
+        const char *lr = getenv("NUMPUSH_LOCAL_RANK");
+        const char *ls = getenv("NUMPUSH_LOCAL_SIZE");
+        npi_run_bind_core(bind, lr ? atoi(lr) : 0, ls ? atoi(ls) : 1);
         execvp(argv[i], argv + i);
         fprintf(stderr, "numpush-run: rank %s: cannot run %s: %s\n",
                 getenv("NUMPUSH_RANK") ? getenv("NUMPUSH_RANK") : "?", argv[i], strerror(errno));
