@@ -20,5 +20,16 @@ fi
 pass=$(grep -cE '^PASS:' check.out)
 fail=$(grep -cE '^(FAIL|ERROR|XPASS):' check.out)
 skip=$(grep -cE '^SKIP:' check.out)
+
+# The release tarball must build and pass the same suite from a read-only
+# source tree (make distcheck); it counts as one more test.  Skip it with
+# NUMPUSH_NO_DISTCHECK=1 for a quicker run.
+if [ "${NUMPUSH_NO_DISTCHECK:-0}" != 1 ] && [ $status -eq 0 ]; then
+  if make -j"$(nproc)" distcheck >distcheck.out 2>&1; then
+    echo "PASS: make distcheck"; pass=$((pass + 1))
+  else
+    echo "FAIL: make distcheck"; tail -40 distcheck.out; fail=$((fail + 1)); status=1
+  fi
+fi
 echo "tests: $pass passed, $fail failed, $skip skipped"
 exit $status
