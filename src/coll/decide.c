@@ -46,6 +46,17 @@
  *     -c scatter -s 64K,128K,256K -b 0.2
  * (eager against CMA): 64 KiB 8.2 against 13.0 us, 128 KiB 12.7 against
  * 23.8, 256 KiB 42.4 against 53.5 (Open MPI 64 KiB: 6.9 us).
+ *
+ * The 2-rank reduce moved to CMA from 16 KiB once numpush-run bound ranks
+ * to separate cores: eager then makes the root fetch the rewritten eager
+ * area from the other core's cache every call (the reduce figures above
+ * came from runs where both ranks shared a core).  Bound, three runs of
+ *   NUMPUSH_REDUCE_ALG={eager,cma} numpush-run -n 2 bench/bench_coll \
+ *     -c reduce -s 4K,16K,64K,256K -b 0.1
+ * (eager against CMA, the root pulling every input; reduce.c): 4 KiB 1.0-1.2
+ * against 0.9-1.0 us, 16 KiB 2.8 against 1.7, 64 KiB 8.7 against 5.1,
+ * 256 KiB 21 against 14.5-16 (reduce-scatter form).  Open MPI: 1.86, 4.4,
+ * 13.8 us.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -72,6 +83,7 @@ static size_t decide_cma_from(npi_coll c, bool over)
     case NPI_COLL_ALLGATHER:
         return over ? 256 * 1024 : 16 * 1024;
     case NPI_COLL_REDUCE:
+        return over ? 256 * 1024 : 16 * 1024;
     case NPI_COLL_ALLREDUCE:
         return over ? 256 * 1024 : 512 * 1024;
     default:
@@ -96,7 +108,7 @@ static size_t decide_eager_below(npi_coll c, bool over)
     case NPI_COLL_ALLGATHER:
         return over ? 256 * 1024 : 16 * 1024;
     case NPI_COLL_REDUCE:
-        return over ? SIZE_MAX : 512 * 1024;
+        return over ? SIZE_MAX : 16 * 1024;
     case NPI_COLL_ALLREDUCE:
         return 512 * 1024;
     default:
