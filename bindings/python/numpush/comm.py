@@ -11,6 +11,8 @@ array.array) or on mpi4py-style buffer specs ``[buf, type]``,
 import functools
 import hashlib
 import operator
+import pickle
+import struct
 
 import msgpack
 import numpy as np
@@ -238,7 +240,30 @@ def _spec(spec, what, writable=True):
 
 # ------------------------------------------------------------------ helpers
 
-_HDR = 1024  # bytes of the fixed first broadcast: 8 bytes of length + envelope
+# bcast's fixed first broadcast: _SMALL_HDR bytes of header (payload
+# length, kind, envelope length) then the payload: a whole small message
+# (kind _K_SMALL_PICKLE: a pickle; _K_SMALL_WIRE: the envelope, then every
+# buffer, each padded to 64 bytes) or, for _K_LARGE, the envelope (its first
+# part if it is longer) of a message whose buffers follow; for _K_ERROR the
+# root's error text.
+_SMALL = 16 * 1024
+_SMALL_HDR = 16
+_SMALL_HEAD = struct.Struct("<qii")
+_K_LARGE, _K_SMALL_PICKLE, _K_SMALL_WIRE, _K_ERROR = 0, 1, 2, 3
+_small_bufs = []
+
+
+def _small_buf():
+    """The reused, 64-byte aligned fixed buffer of bcast (the call consumes
+    it before it returns)."""
+    if not _small_bufs:
+        _small_bufs.append(codec.alloc(_SMALL))
+    return _small_bufs[0]
+
+
+def _pad(n):
+    return (n + 63) & ~63
+
 _pack = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -440,42 +465,98 @@ class Comm:
         return codec.decode(meta, recv_bufs)
 
     def bcast(self, obj, root=0):
-        """obj at root, delivered to every rank (numpy/pandas without pickle)."""
+        """obj at root, delivered to every rank (numpy/pandas without pickle).
+
+        One broadcast of a fixed _SMALL-byte buffer carries the header and,
+        when it fits, the whole message (a plain pickle, or the envelope and
+        every buffer); otherwise it carries the envelope (or its first part)
+        and the buffers follow, one broadcast each, straight into the
+        receivers' own allocations.  The root decides; the other ranks learn
+        which from the fixed buffer, so no extra round is needed."""
         h = self._h
         root = self._root(root, "bcast")
-        hdr = np.zeros(_HDR, np.uint8)
+        small = _small_buf()
         if self.rank == root:
-            env, bufs, err = self._encode_or_error(obj, "bcast")
-            if err is not None:
-                env = err.encode()
-                hdr[:8] = np.array([-len(env)], np.int64).view(np.uint8)
-            else:
-                hdr[:8] = np.array([len(env)], np.int64).view(np.uint8)
-            head = env[:_HDR - 8]
-            hdr[8:8 + len(head)] = np.frombuffer(head, np.uint8)
-            _core.bcast(h, hdr, _HDR, BYTE_CODE, root)
-            if len(env) > _HDR - 8:
-                _core.bcast(h, env[_HDR - 8:], len(env) - (_HDR - 8), BYTE_CODE, root)
+            kind, env, bufs, err = self._bcast_pack(obj, small)
+            _core.bcast(h, small, _SMALL, BYTE_CODE, root)
+            if kind == _K_SMALL_PICKLE or kind == _K_SMALL_WIRE:
+                return obj
+            if len(env) > _SMALL - _SMALL_HDR:
+                rest = env[_SMALL - _SMALL_HDR:]
+                _core.bcast(h, rest, len(rest), BYTE_CODE, root)
             if err is not None:
                 raise Error("ERR_ARG", err)
             for b in bufs:
                 _core.bcast(h, b, b.nbytes, BYTE_CODE, root)
             return obj
-        _core.bcast(h, hdr, _HDR, BYTE_CODE, root)
-        n = int(hdr[:8].view(np.int64)[0])
-        m = abs(n)
-        if m > _HDR - 8:
-            rest = bytearray(m - (_HDR - 8))
+        _core.bcast(h, small, _SMALL, BYTE_CODE, root)
+        n, kind, nenv = _SMALL_HEAD.unpack_from(small)
+        if kind == _K_SMALL_PICKLE:
+            return pickle.loads(small[_SMALL_HDR:_SMALL_HDR + n])
+        if kind == _K_SMALL_WIRE:
+            head = _unpack(small[_SMALL_HDR:_SMALL_HDR + nenv])
+            meta, sizes = head[0], head[1]
+            at = _SMALL_HDR + _pad(nenv)
+            whole = codec.alloc(n - _pad(nenv))
+            whole[:] = small[at:_SMALL_HDR + n]
+            bufs = codec.Wire()
+            bufs.whole = {}
+            off = 0
+            for sz in sizes:
+                bufs.append(whole[off:off + sz])
+                off += _pad(sz)
+            return codec.decode(meta, bufs)
+        if n > _SMALL - _SMALL_HDR:
+            rest = bytearray(n - (_SMALL - _SMALL_HDR))
             _core.bcast(h, rest, len(rest), BYTE_CODE, root)
-            env = hdr[8:].tobytes() + bytes(rest)
+            env = small[_SMALL_HDR:].tobytes() + bytes(rest)
         else:
-            env = hdr[8:8 + m].tobytes()
-        if n < 0:
+            env = small[_SMALL_HDR:_SMALL_HDR + n].tobytes()
+        if kind == _K_ERROR:
             raise Error("ERR_ARG", env.decode(errors="replace"))
         meta, bufs = _open(env)
         for b in bufs:
             _core.bcast(h, b, b.nbytes, BYTE_CODE, root)
         return codec.decode(meta, bufs)
+
+    def _bcast_pack(self, obj, small):
+        """At bcast's root: fill the fixed buffer small and return (kind,
+        envelope, buffers, error text) for what follows it."""
+        room = _SMALL - _SMALL_HDR
+        try:
+            meta, bufs, joins = codec.encode_wire(obj)
+        except Exception as exc:  # noqa: BLE001 - reported on every rank
+            err = f"rank {self.rank}: bcast: cannot send {type(obj).__name__}: " \
+                  f"{type(exc).__name__}: {exc}"
+            env = err.encode()
+            _SMALL_HEAD.pack_into(small, 0, len(env), _K_ERROR, 0)
+            head = env[:room]
+            small[_SMALL_HDR:_SMALL_HDR + len(head)] = np.frombuffer(head, np.uint8)
+            return _K_ERROR, env, [], err
+        if not bufs and meta["k"] == "pk" and "d" in meta and len(meta["d"]) <= room:
+            d = meta["d"]
+            _SMALL_HEAD.pack_into(small, 0, len(d), _K_SMALL_PICKLE, 0)
+            small[_SMALL_HDR:_SMALL_HDR + len(d)] = np.frombuffer(d, np.uint8)
+            return _K_SMALL_PICKLE, None, None, None
+        sizes = [b.nbytes for b in bufs]
+        head = [meta, sizes]
+        if joins:
+            head.append(joins)
+        env = _pack(head)
+        if not joins:
+            total = _pad(len(env)) + sum(_pad(sz) for sz in sizes)
+            if total <= room:
+                _SMALL_HEAD.pack_into(small, 0, total, _K_SMALL_WIRE, len(env))
+                small[_SMALL_HDR:_SMALL_HDR + len(env)] = np.frombuffer(env, np.uint8)
+                at = _SMALL_HDR + _pad(len(env))
+                for b, sz in zip(bufs, sizes):
+                    small[at:at + sz] = b
+                    at += _pad(sz)
+                return _K_SMALL_WIRE, None, None, None
+        _SMALL_HEAD.pack_into(small, 0, len(env), _K_LARGE, 0)
+        part = env[:room]
+        small[_SMALL_HDR:_SMALL_HDR + len(part)] = np.frombuffer(part, np.uint8)
+        return _K_LARGE, env, bufs, None
 
     def _split_for_scatter(self, sendobj):
         n = self.size

@@ -506,3 +506,135 @@ def test_gather_concat_arrays(comm):
     got = check_gather_concat(comm, big[r], big)
     if r == 0:
         assert got.flags.c_contiguous and got.__array_interface__["data"][0] % 64 == 0
+
+
+# ---------------------------------------------------------------- bcast's small path
+
+class _Counting:
+    """Forwards to the core and counts its bcast calls."""
+
+    def __init__(self, core):
+        self._c = core
+        self.bcasts = 0
+
+    def __getattr__(self, name):
+        return getattr(self._c, name)
+
+    def bcast(self, *args):
+        self.bcasts += 1
+        return self._c.bcast(*args)
+
+
+@pytest.fixture
+def counting(monkeypatch):
+    from numpush import comm as comm_mod
+    c = _Counting(comm_mod._core)
+    monkeypatch.setattr(comm_mod, "_core", c)
+    return c
+
+
+def _bcast_counted(comm, counting, obj, root=0):
+    before = counting.bcasts
+    got = comm.bcast(obj if comm.rank == root else None, root=root)
+    return got, counting.bcasts - before
+
+
+def test_bcast_small_one_collective(comm, counting):
+    objs = [None, 0, 3.5, "é", b"", [], {"a": [1, (2, "x"), {3: None}], "b": {1, 2}},
+            np.arange(3), np.float64(2.5), make("f8", (4, 3)), make("M8[ns]", (5,)),
+            np.asfortranarray(make("i4", (6, 5))), make("U7", (3,)),
+            {"arr": np.arange(10), "nested": [np.ones(3), {"x": np.zeros((2, 2))}]},
+            pd.Series([1.0, 2.0], index=["a", "b"], name="s"),
+            pd.DataFrame({"x": [1, 2, 3], "y": [0.5, 1.5, 2.5], "s": ["a", "b", None]},
+                         index=pd.date_range("2024-01-01", periods=3, tz="UTC"))]
+    for obj in objs:
+        for root in range(comm.size):
+            got, n = _bcast_counted(comm, counting, obj, root)
+            assert n == 1, (type(obj), n)
+            if comm.rank == root:
+                assert got is obj
+            elif isinstance(obj, np.ndarray):
+                same_array(got, obj)
+                assert got.flags.writeable
+                assert got.__array_interface__["data"][0] % 64 == 0 or got.size == 0
+                assert got.flags.f_contiguous == obj.flags.f_contiguous
+            elif isinstance(obj, pd.DataFrame):
+                pdt.assert_frame_equal(got, obj)
+            elif isinstance(obj, pd.Series):
+                pdt.assert_series_equal(got, obj)
+            elif isinstance(obj, dict) and "arr" in obj:
+                npt.assert_array_equal(got["arr"], obj["arr"])
+                npt.assert_array_equal(got["nested"][0], obj["nested"][0])
+                npt.assert_array_equal(got["nested"][1]["x"], obj["nested"][1]["x"])
+            else:
+                assert type(got) is type(obj) and got == obj
+
+
+def test_bcast_small_threshold_pickle(comm, counting):
+    import pickle
+    from numpush import comm as comm_mod
+    room = comm_mod._SMALL - comm_mod._SMALL_HDR
+    base = len(pickle.dumps(b"", protocol=5))
+    # bytes of length L pickle to about base + L (+ a longer length field)
+    fits = next(L for L in range(room, 0, -1) if len(pickle.dumps(b"x" * L, protocol=5)) <= room)
+    for L, calls in [(fits, 1), (fits + 1, None), (room + 1000, None), (base, 1)]:
+        obj = bytes(range(256)) * (L // 256) + b"y" * (L % 256)
+        got, n = _bcast_counted(comm, counting, obj)
+        assert got == obj
+        if calls is not None:
+            assert n == calls, (L, n)
+        else:
+            assert n >= 2, (L, n)
+
+
+def test_bcast_small_threshold_array(comm, counting):
+    from numpush import comm as comm_mod
+    room = comm_mod._SMALL - comm_mod._SMALL_HDR
+    seen = set()
+    for nbytes in range(room - 256, room + 129, 8):
+        a = (np.arange(nbytes // 8, dtype=np.int64) * 7 + 1)
+        got, n = _bcast_counted(comm, counting, a)
+        same_array(got, a)
+        if comm.rank:
+            assert got.__array_interface__["data"][0] % 64 == 0
+        seen.add(n)
+        if nbytes > room:
+            assert n >= 2
+    assert seen == {1, 2}
+
+
+def test_bcast_small_and_large_frames(comm, counting):
+    for rows in (3, 100, 50_000):
+        df = pd.DataFrame({"a": np.arange(rows, dtype="i8"), "b": np.linspace(0, 1, rows),
+                           "c": pd.Categorical(np.arange(rows) % 3),
+                           "d": np.arange(rows) % 2 == 0})
+        got, n = _bcast_counted(comm, counting, df, root=comm.size - 1)
+        pdt.assert_frame_equal(got, df)
+        assert (n == 1) == (rows * 8 * 3 < 8_000)
+        a = make("f8", (rows, 2))
+        got, n = _bcast_counted(comm, counting, a)
+        same_array(got, a)
+        assert (n == 1) == (a.nbytes < 8_000)
+        if rows == 50_000 and comm.rank:
+            # large arrays still arrive in their own (aligned, pooled) buffer
+            assert got.__array_interface__["data"][0] % 64 == 0
+
+
+def test_bcast_small_large_envelope(comm, counting):
+    # Many small pieces: the envelope alone is larger than the fixed buffer.
+    obj = pd.DataFrame({f"c{i}": [i] for i in range(2000)})
+    got, n = _bcast_counted(comm, counting, obj)
+    pdt.assert_frame_equal(got, obj)
+    assert n >= 2
+
+
+def test_bcast_small_errors(comm, counting):
+    import threading
+    with pytest.raises(numpush.Error) as ei:
+        comm.bcast(threading.Lock() if comm.rank == 0 else None, root=0)
+    assert ei.value.name == "ERR_ARG"
+    with pytest.raises(numpush.Error) as ei:
+        comm.bcast(1, root=comm.size)
+    assert ei.value.name == "ERR_ROOT"
+    # the communicator still works
+    assert comm.bcast("ok" if comm.rank == 0 else None) == "ok"
