@@ -37,23 +37,28 @@ extern const npi_fab_ops npi_fab_tipc_ops;
 /* Built-in transports in default order; the reason for tcp before zmq and
  * the figures behind it are in fabric.h.
  *
- * ofi after both: in the run below (bench/bench_fabric.sh, the same 2-core
- * shared VM, load average 4 to 9, so single figures move by 2x between
- * runs) libfabric's tcp;ofi_rxm had several times tcp's small-message
- * latency on the veth pair and about the same large-message bandwidth on
- * loopback, so it only pays where its provider reaches hardware tcp
- * cannot (verbs, efa, psm3), and there NUMPUSH_FABRIC=ofi chooses it:
+ * ofi after both.  Medians of three runs of bench/bench_fabric.sh on the
+ * same 2-core shared VM (load average 1.5 to 3), after ofi.c polls its
+ * completion queue for 50 us before sleeping and injects eager messages:
  *
  *                       loopback                    veth pair
  *                       tcp     ofi/rxm  ofi/sock   tcp     ofi/rxm  ofi/sock
- *   8 B latency (us)    45      42       32         3.6     33       15
- *   4 KiB latency (us)  37      43       27         4.6     10       26
- *   1 MiB latency (ms)  0.31    0.49     0.37       0.73    1.28     1.53
- *   64 MiB bw (MB/s)    2299    2830     1025       785     1023     1848
- *   iperf3 (MB/s)       2036 (mean of before/after)  1434
+ *   8 B latency (us)    41      6.2      18         45      7.0      17
+ *   4 KiB latency (us)  41      7.4      32         39      8.4      33
+ *   1 MiB latency (ms)  0.29    0.43     0.33       0.55    0.57     0.63
+ *   64 MiB bw (MB/s)    2206    3036     3257       1625    1799     2078
+ *   iperf3 (MB/s)       2327                        2089
  *
- * (The loopback small-message figures of that run were inflated tenfold by
- * other builds; quieter runs gave tcp 3.5 us and ofi/rxm 7-11 us at 8 B.)
+ * (Before that change ofi/rxm gave 45 and 48 us at 8 B.)  tcp's small
+ * figures are bimodal: 4 us when the woken rank's core is awake, 40 to
+ * 45 us in most runs here, apparently the price of waking a rank that
+ * slept in poll on this VM (not measured further); ofi/rxm avoids
+ * that only by spending up to 50 us of CPU per wait polling.  In the one
+ * run where tcp got 4 us at 8 B, ofi/rxm got 6.2 us, so tcp's path is
+ * still the shorter one, and it costs no CPU while waiting; large-message
+ * figures are too noisy to rank.  So tcp stays first, and ofi pays where
+ * its provider reaches hardware tcp cannot (verbs, efa, psm3), where
+ * NUMPUSH_FABRIC=ofi chooses it.
  * tipc last: no kernel here has it, so it was never measured; its probe
  * fails quickly where AF_TIPC is missing, so it is chosen only where
  * nothing before it works or NUMPUSH_FABRIC=tipc asks for it.
