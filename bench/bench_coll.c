@@ -12,17 +12,6 @@
 
 #include "coll_loop.h"
 
-/* While the collectives land one by one, the library may lack some of them.
- * Weak references let this program link anyway: a missing function is NULL
- * and its collective is skipped (bx_available), so the ones that exist can
- * be measured today.  Once every collective is in, these change nothing. */
-#pragma weak np_scatter
-#pragma weak np_gather
-#pragma weak np_allreduce
-#pragma weak np_reduce
-#pragma weak np_allgather
-#pragma weak np_alltoall
-
 static np_comm *bx_world;
 
 static int bx_init(int *argc, char ***argv)
@@ -36,13 +25,34 @@ static int bx_init(int *argc, char ***argv)
     return 0;
 }
 
-static void bx_finalize(void) { np_finalize(); }
-static void bx_abort(int code) { np_abort(bx_world, code); }
-static int bx_rank(void) { return np_comm_rank(bx_world); }
-static int bx_size(void) { return np_comm_size(bx_world); }
-static const char *bx_system(void) { return "numpush"; }
-static double bx_wtime(void) { return np_wtime(); }
-static int bx_barrier(void) { return np_barrier(bx_world); }
+static void bx_finalize(void)
+{
+    np_finalize();
+}
+static void bx_abort(int code)
+{
+    np_abort(bx_world, code);
+}
+static int bx_rank(void)
+{
+    return np_comm_rank(bx_world);
+}
+static int bx_size(void)
+{
+    return np_comm_size(bx_world);
+}
+static const char *bx_system(void)
+{
+    return "numpush";
+}
+static double bx_wtime(void)
+{
+    return np_wtime();
+}
+static int bx_barrier(void)
+{
+    return np_barrier(bx_world);
+}
 
 static int bx_bcast(void *buf, size_t bytes, int root)
 {
@@ -79,47 +89,23 @@ static int bx_alltoall(const void *s, void *r, size_t bytes)
     return np_alltoall(s, r, bytes, NP_BYTE, bx_world);
 }
 
-/* The per-point statistics: np_allreduce when the library has it, else every
- * rank's values through np_allgather, reduced locally. */
+/* The per-point statistics: sum or max of each value over the ranks. */
 static int bx_stats(double *vals, int n, int max)
 {
-    if (np_allreduce)
-        return np_allreduce(NP_IN_PLACE, vals, (size_t)n, NP_FLOAT64, max ? NP_MAX : NP_SUM,
-                            bx_world);
-    if (!np_allgather)
-        return NP_ERR_NOT_IMPLEMENTED;
-    int size = np_comm_size(bx_world);
-    double *all = malloc(sizeof *all * (size_t)n * (size_t)size);
-    if (!all)
-        return NP_ERR_NOMEM;
-    np_err e = np_allgather(vals, all, (size_t)n * sizeof *vals, NP_BYTE, bx_world);
-    if (e == NP_OK)
-        for (int i = 0; i < n; i++) {
-            double acc = all[i];
-            for (int r = 1; r < size; r++) {
-                double v = all[(size_t)r * n + i];
-                acc = max ? (v > acc ? v : acc) : acc + v;
-            }
-            vals[i] = acc;
-        }
-    free(all);
-    return e;
+    return np_allreduce(NP_IN_PLACE, vals, (size_t)n, NP_FLOAT64, max ? NP_MAX : NP_SUM, bx_world);
 }
 
+/* Every collective of the public API exists; the MPI adapter has the same hook. */
 static int bx_available(int coll)
 {
-    switch (coll) {
-    case CL_SCATTER: return np_scatter != NULL;
-    case CL_GATHER: return np_gather != NULL;
-    case CL_ALLREDUCE: return np_allreduce != NULL;
-    case CL_REDUCE: return np_reduce != NULL;
-    case CL_ALLGATHER: return np_allgather != NULL;
-    case CL_ALLTOALL: return np_alltoall != NULL;
-    default: return 1;
-    }
+    (void)coll;
+    return 1;
 }
 
-static int bx_unimplemented(int rc) { return rc == NP_ERR_NOT_IMPLEMENTED; }
+static int bx_unimplemented(int rc)
+{
+    return rc == NP_ERR_NOT_IMPLEMENTED;
+}
 
 /* The numpush error name plus the detail of the failing call. */
 static const char *bx_strerror(int rc)
@@ -128,7 +114,6 @@ static const char *bx_strerror(int rc)
     snprintf(msg, sizeof msg, "%s (%s)", np_errname((np_err)rc), np_last_error());
     return msg;
 }
-
 
 int main(int argc, char **argv)
 {

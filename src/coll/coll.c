@@ -78,10 +78,10 @@ np_err npi_call_begin(npi_call *x, np_comm *comm, npi_coll coll, const char *who
     if (err != NP_OK)
         return err;
     if (!comm->has_shm)
-        return npi_error(NP_ERR_NOT_IMPLEMENTED,
-                         "%s: this communicator spans nodes; collectives between nodes are not "
-                         "available yet",
-                         who);
+        /* Communicators that span nodes are dispatched to hier.c before
+         * this point, so getting here is a bug. */
+        return npi_error(NP_ERR_INTERNAL,
+                         "%s: shared-memory path on a communicator without a segment", who);
     if (atomic_load_explicit(&comm->shm.hdr->broken, memory_order_relaxed))
         return npi_error(NP_ERR_PEER, "%s: the communicator is broken (a rank died earlier)", who);
     x->c = comm;
