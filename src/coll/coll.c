@@ -303,6 +303,43 @@ np_err npi_coll_check_buf(const void *buf, size_t count, const char *who, const 
     return NP_OK;
 }
 
+np_err npi_coll_publish_vcounts(npi_call *x, const size_t *counts, const size_t *displs,
+                                np_dtype dt, const void *buf, const char *what, const char *who)
+{
+    if (counts == NULL || displs == NULL)
+        return npi_error(NP_ERR_NULL, "%s: counts or displs is NULL at the root", who);
+    size_t es = np_dtype_size(dt), max = 0;
+    for (int q = 0; q < x->n; q++) {
+        size_t b;
+        np_err bad = npi_coll_check_dtype(dt, counts[q], 1, who, &b);
+        if (bad != NP_OK)
+            return bad;
+        if (displs[q] > SIZE_MAX / es - counts[q])
+            return npi_error(NP_ERR_COUNT, "%s: displs[%d] + counts[%d] overflows", who, q, q);
+        if (b > max)
+            max = b;
+    }
+    np_err bad = npi_coll_check_buf(buf, max, who, what);
+    if (bad != NP_OK)
+        return bad;
+    uint64_t *pub = npi_call_scratch(x);
+    for (int q = 0; q < x->n; q++) {
+        pub[q] = counts[q];
+        pub[x->n + q] = displs[q];
+    }
+    return NP_OK;
+}
+
+size_t npi_coll_vcounts_max(npi_call *x, size_t elem_size)
+{
+    const uint64_t *pub = npi_call_scratch(x);
+    size_t max = 0;
+    for (int q = 0; q < x->n; q++)
+        if (pub[q] * elem_size > max)
+            max = pub[q] * elem_size;
+    return max;
+}
+
 npi_alg npi_coll_decide(npi_call *x, size_t bytes)
 {
     npi_decide_in in = {x->coll,          bytes,         x->n,       x->c->cma,

@@ -115,6 +115,16 @@ np_err npi_coll_check_dtype(np_dtype dt, size_t count, size_t mult, const char *
 np_err npi_coll_check_root(int root, int n, const char *who);
 np_err npi_coll_check_buf(const void *buf, size_t count, const char *who, const char *what);
 
+/* At the root of a v-collective: check counts and displs (present, each
+ * block's bytes and end representable) and the root's buffer buf (named
+ * what), then publish them in the call's scratch area for the other ranks
+ * (counts first, then displs).  Returns the first error, or NP_OK. */
+np_err npi_coll_publish_vcounts(npi_call *x, const size_t *counts, const size_t *displs,
+                                np_dtype dt, const void *buf, const char *what, const char *who);
+
+/* After arrival: the largest block in bytes among the published counts. */
+size_t npi_coll_vcounts_max(npi_call *x, size_t elem_size);
+
 /* The algorithm for this call, from the decision table. */
 npi_alg npi_coll_decide(npi_call *x, size_t bytes);
 

@@ -75,43 +75,21 @@ np_err np_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, const si
     np_err err = npi_call_begin(&x, comm, NPI_COLL_GATHERV, who);
     if (err != NP_OK)
         return err;
-    size_t bytes = 0, es = np_dtype_size(dt), max = 0;
+    size_t bytes = 0, es = np_dtype_size(dt);
     np_err bad = npi_coll_check_dtype(dt, sendcount, 1, who, &bytes);
     if (bad == NP_OK)
         bad = npi_coll_check_root(root, x.n, who);
     bool in_place = x.me == root && sendbuf == NP_IN_PLACE;
     if (bad == NP_OK && !in_place)
         bad = npi_coll_check_buf(sendbuf, sendcount, who, "sendbuf");
-    if (bad == NP_OK && x.me == root) {
-        if (counts == NULL || displs == NULL)
-            bad = npi_error(NP_ERR_NULL, "%s: counts or displs is NULL at the root", who);
-        for (int q = 0; bad == NP_OK && q < x.n; q++) {
-            size_t b;
-            bad = npi_coll_check_dtype(dt, counts[q], 1, who, &b);
-            if (bad == NP_OK && displs[q] > SIZE_MAX / es - counts[q])
-                bad = npi_error(NP_ERR_COUNT, "%s: displs[%d] + counts[%d] overflows", who, q, q);
-            if (b > max)
-                max = b;
-        }
-        if (bad == NP_OK)
-            bad = npi_coll_check_buf(recvbuf, max, who, "recvbuf");
-        if (bad == NP_OK) {
-            uint64_t *pub = npi_call_scratch(&x);
-            for (int q = 0; q < x.n; q++) {
-                pub[q] = counts[q];
-                pub[x.n + q] = displs[q];
-            }
-        }
-    }
+    if (bad == NP_OK && x.me == root)
+        bad = npi_coll_publish_vcounts(&x, counts, displs, dt, recvbuf, "recvbuf", who);
     npi_coll_sig sig = {NPI_COLL_GATHERV, dt, sendcount, root, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, NPI_ALG_CELLS, sendbuf, recvbuf, bad);
     if (err != NP_OK)
         return npi_call_end(&x, err);
     const uint64_t *pub = npi_call_scratch(&x);
-    max = 0;
-    for (int q = 0; q < x.n; q++)
-        if (pub[q] * es > max)
-            max = pub[q] * es;
+    size_t max = npi_coll_vcounts_max(&x, es);
     if (x.me == root && !in_place)
         npi_copy((char *)recvbuf + pub[x.n + root] * es, sendbuf, pub[root] * es);
     if (max == 0 || x.n == 1)

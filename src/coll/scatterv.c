@@ -78,34 +78,15 @@ np_err np_scatterv(const void *sendbuf, const size_t *counts, const size_t *disp
     np_err err = npi_call_begin(&x, comm, NPI_COLL_SCATTERV, who);
     if (err != NP_OK)
         return err;
-    size_t bytes = 0, es = np_dtype_size(dt), max = 0;
+    size_t bytes = 0, es = np_dtype_size(dt);
     np_err bad = npi_coll_check_dtype(dt, recvcount, 1, who, &bytes);
     if (bad == NP_OK)
         bad = npi_coll_check_root(root, x.n, who);
     bool in_place = x.me == root && recvbuf == NP_IN_PLACE;
     if (bad == NP_OK && !in_place)
         bad = npi_coll_check_buf(recvbuf, recvcount, who, "recvbuf");
-    if (bad == NP_OK && x.me == root) {
-        if (counts == NULL || displs == NULL)
-            bad = npi_error(NP_ERR_NULL, "%s: counts or displs is NULL at the root", who);
-        for (int q = 0; bad == NP_OK && q < x.n; q++) {
-            size_t b;
-            bad = npi_coll_check_dtype(dt, counts[q], 1, who, &b);
-            if (bad == NP_OK && displs[q] > SIZE_MAX / es - counts[q])
-                bad = npi_error(NP_ERR_COUNT, "%s: displs[%d] + counts[%d] overflows", who, q, q);
-            if (b > max)
-                max = b;
-        }
-        if (bad == NP_OK)
-            bad = npi_coll_check_buf(sendbuf, max, who, "sendbuf");
-        if (bad == NP_OK) {
-            uint64_t *pub = npi_call_scratch(&x);
-            for (int q = 0; q < x.n; q++) {
-                pub[q] = counts[q];
-                pub[x.n + q] = displs[q];
-            }
-        }
-    }
+    if (bad == NP_OK && x.me == root)
+        bad = npi_coll_publish_vcounts(&x, counts, displs, dt, sendbuf, "sendbuf", who);
     /* The algorithm follows the largest block, which only the root knows
      * before arrival; the choice is made from the published counts after. */
     npi_coll_sig sig = {NPI_COLL_SCATTERV, dt, recvcount, root, NP_OP_NULL};
@@ -113,10 +94,7 @@ np_err np_scatterv(const void *sendbuf, const size_t *counts, const size_t *disp
     if (err != NP_OK)
         return npi_call_end(&x, err);
     const uint64_t *pub = npi_call_scratch(&x);
-    max = 0;
-    for (int q = 0; q < x.n; q++)
-        if (pub[q] * es > max)
-            max = pub[q] * es;
+    size_t max = npi_coll_vcounts_max(&x, es);
     if (x.me == root && !in_place)
         npi_copy(recvbuf, (const char *)sendbuf + pub[x.n + root] * es, pub[root] * es);
     if (max == 0 || x.n == 1)
