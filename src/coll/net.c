@@ -204,3 +204,46 @@ np_err npi_net_sendrecv(npi_net *g, int to, const void *sbuf, size_t sbytes, int
     }
     return npi_net_waitall(g, 2, r);
 }
+
+np_err npi_net_fold_in(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt, np_op op,
+                       int step, int final_step, int *p, int *nr)
+{
+    int n = g->n, me = g->me;
+    size_t bytes = count * np_dtype_size(dt);
+    *p = 1;
+    while (*p * 2 <= n)
+        *p *= 2;
+    int extra = n - *p;
+    npi_fab_req *r = NULL;
+    np_err err;
+    if (me < 2 * extra && me % 2 == 0) {
+        *nr = -1;
+        err = npi_net_isend(g, me + 1, step, acc, bytes, &r);
+        if (err == NP_OK)
+            err = npi_net_wait(g, &r);
+        if (err == NP_OK)
+            err = npi_net_irecv(g, me + 1, final_step, acc, bytes, &r);
+        return err != NP_OK ? err : npi_net_wait(g, &r);
+    }
+    if (me < 2 * extra) {
+        err = npi_net_irecv(g, me - 1, step, tmp, bytes, &r);
+        if (err == NP_OK)
+            err = npi_net_wait(g, &r);
+        if (err != NP_OK)
+            return err;
+        npi_reduce(tmp, acc, count, dt, op);
+        *nr = me / 2;
+    } else {
+        *nr = me - extra;
+    }
+    return NP_OK;
+}
+
+np_err npi_net_fold_out(npi_net *g, const void *acc, size_t bytes, int p, int final_step)
+{
+    if (g->me >= 2 * (g->n - p))
+        return NP_OK;
+    npi_fab_req *r = NULL;
+    np_err err = npi_net_isend(g, g->me - 1, final_step, acc, bytes, &r);
+    return err != NP_OK ? err : npi_net_wait(g, &r);
+}

@@ -77,6 +77,18 @@ np_err npi_net_wait(npi_net *g, npi_fab_req **req);
 /* Wait for n requests (NULL entries skipped); on the first error the others
  * are cancelled. */
 np_err npi_net_waitall(npi_net *g, int n, npi_fab_req **reqs);
+/* Fold a participant count that is not a power of two, for the
+ * recursive-doubling family: of the first 2*extra participants
+ * (extra = n - p, p the largest power of two <= n), each even one sends its
+ * acc to its odd neighbour, which reduces it in (tmp is scratch), and then
+ * waits for the final result in acc (step final_step).  *p is set; *nr is
+ * the caller's index among the p that go on, or -1 for one folded out,
+ * whose acc holds the result on return.  step carries the folded data. */
+np_err npi_net_fold_in(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt, np_op op,
+                       int step, int final_step, int *p, int *nr);
+/* The other half of npi_net_fold_in: an odd participant among the first
+ * 2*extra hands the result in acc back to its folded-out neighbour. */
+np_err npi_net_fold_out(npi_net *g, const void *acc, size_t bytes, int p, int final_step);
 /* Send to one participant and receive from another at once. */
 np_err npi_net_sendrecv(npi_net *g, int to, const void *sbuf, size_t sbytes, int from, void *rbuf,
                         size_t rbytes, int step);

@@ -33,35 +33,13 @@ static int rab_real(int nr, int extra)
 np_err npi_net_allreduce_rabenseifner(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt,
                                       np_op op)
 {
-    int n = g->n, me = g->me, p = 1, levels = 0;
     size_t es = np_dtype_size(dt), bytes = count * es;
     char *a = acc, *t = tmp;
-    while (p * 2 <= n) {
-        p *= 2;
-        levels++;
-    }
-    int extra = n - p, nr;
-    np_err err;
-    npi_fab_req *r = NULL;
-    if (me < 2 * extra && me % 2 == 0) {
-        err = npi_net_isend(g, me + 1, 22, acc, bytes, &r);
-        if (err == NP_OK)
-            err = npi_net_wait(g, &r);
-        if (err == NP_OK)
-            err = npi_net_irecv(g, me + 1, 25, acc, bytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
-    }
-    if (me < 2 * extra) {
-        err = npi_net_irecv(g, me - 1, 22, tmp, bytes, &r);
-        if (err == NP_OK)
-            err = npi_net_wait(g, &r);
-        if (err != NP_OK)
-            return err;
-        npi_reduce(tmp, acc, count, dt, op);
-        nr = me / 2;
-    } else {
-        nr = me - extra;
-    }
+    int p, nr;
+    np_err err = npi_net_fold_in(g, acc, tmp, count, dt, op, 22, 25, &p, &nr);
+    if (err != NP_OK || nr < 0)
+        return err;
+    int extra = g->n - p;
     /* lo[l], hi[l]: the slice (elements) this participant held before
      * halving round l; the doubling rounds walk them back. */
     size_t lo[32], hi[32], mylo = 0, myhi = count;
@@ -94,10 +72,5 @@ np_err npi_net_allreduce_rabenseifner(npi_net *g, void *acc, void *tmp, size_t c
         mylo = lo[l];
         myhi = hi[l];
     }
-    (void)levels;
-    if (me < 2 * extra) {
-        err = npi_net_isend(g, me - 1, 25, acc, bytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
-    }
-    return NP_OK;
+    return npi_net_fold_out(g, acc, bytes, p, 25);
 }

@@ -37,32 +37,12 @@ np_err npi_net_barrier_dissemination(npi_net *g)
 np_err npi_net_allreduce_recdbl(npi_net *g, void *acc, void *tmp, size_t count, np_dtype dt,
                                 np_op op)
 {
-    int n = g->n, me = g->me, p = 1;
     size_t bytes = count * np_dtype_size(dt);
-    while (p * 2 <= n)
-        p *= 2;
-    int extra = n - p, nr;
-    np_err err;
-    npi_fab_req *r = NULL;
-    if (me < 2 * extra && me % 2 == 0) {
-        err = npi_net_isend(g, me + 1, 2, acc, bytes, &r);
-        if (err == NP_OK)
-            err = npi_net_wait(g, &r);
-        if (err == NP_OK)
-            err = npi_net_irecv(g, me + 1, 4, acc, bytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
-    }
-    if (me < 2 * extra) {
-        err = npi_net_irecv(g, me - 1, 2, tmp, bytes, &r);
-        if (err == NP_OK)
-            err = npi_net_wait(g, &r);
-        if (err != NP_OK)
-            return err;
-        npi_reduce(tmp, acc, count, dt, op);
-        nr = me / 2;
-    } else {
-        nr = me - extra;
-    }
+    int p, nr;
+    np_err err = npi_net_fold_in(g, acc, tmp, count, dt, op, 2, 4, &p, &nr);
+    if (err != NP_OK || nr < 0)
+        return err;
+    int extra = g->n - p;
     for (int mask = 1; mask < p; mask <<= 1) {
         int pn = nr ^ mask, partner = pn < extra ? 2 * pn + 1 : pn + extra;
         err = npi_net_sendrecv(g, partner, acc, bytes, partner, tmp, bytes, 3);
@@ -73,9 +53,5 @@ np_err npi_net_allreduce_recdbl(npi_net *g, void *acc, void *tmp, size_t count, 
         else
             npi_reduce3(acc, tmp, acc, count, dt, op);
     }
-    if (me < 2 * extra) {
-        err = npi_net_isend(g, me - 1, 4, acc, bytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
-    }
-    return NP_OK;
+    return npi_net_fold_out(g, acc, bytes, p, 4);
 }
