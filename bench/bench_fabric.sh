@@ -10,7 +10,8 @@
 #
 #   bench/bench_fabric.sh [BUILDDIR] [MAXBYTES]
 # ofi runs once per libfabric provider tested here, labelled ofi/rxm
-# (tcp;ofi_rxm) and ofi/sockets; tipc is left out (kernels here lack it).
+# (tcp;ofi_rxm), ofi/net (libfabric 1.17's native RDM over TCP) and
+# ofi/sockets; tipc is left out (kernels here lack it).
 set -u
 builddir=${1:-${NUMPUSH_BUILDDIR:-$(pwd)}}
 max=${2:-67108864}
@@ -60,7 +61,7 @@ report() { # $1 link name, $2 iperf before, $3 iperf after, $4 bench output
 
 transports="tcp zmq"
 grep -q '^#define NPI_HAVE_OFI 1' "$builddir/config.h" 2>/dev/null &&
-    transports="$transports ofi:tcp;ofi_rxm ofi:sockets"
+    transports="$transports ofi:tcp;ofi_rxm ofi:net ofi:sockets"
 # The label a transport's lines carry: ofi/rxm, ofi/sockets, else its name.
 label() {
     case "$1" in

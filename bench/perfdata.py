@@ -14,11 +14,20 @@ multiples of one memcpy of `bytes`, with R ranks:
   barrier                       none
 The ranks copy in parallel on separate cores, so this is a floor for the
 busiest rank, not for the sum of all copies.
+
+Across namespace hosts (bench/run --hosts) the limit is the link instead:
+iperf3 between two hosts, measured before and after the run (rows of system
+iperf3, collective link, avg_us = microseconds per MiB).  A broadcast must
+carry its bytes over at least one link once, so its link limit is bytes at
+the mean iperf3 bandwidth; other collectives get none.
 """
 import csv
 import os
 
-C_ORDER = ["numpush", "openmpi", "mpich"]
+C_ORDER = ["numpush", "openmpi", "mpich",
+           # bench/run --hosts: numpush per transport (--fabrics), then Open MPI over tcp
+           "numpush-net", "numpush-net-tcp", "numpush-net-zmq", "numpush-net-ofi-rxm",
+           "numpush-net-ofi-net", "numpush-net-ofi-sockets", "openmpi-tcp"]
 PY_ORDER = ["numpush-py-bcast", "numpush-py-Bcast", "mpi4py-pickle", "mpi4py-pkl5", "mpi4py-Bcast"]
 COLL_ORDER = ["barrier", "bcast", "scatter", "gather", "allreduce", "reduce", "allgather",
               "alltoall"]
@@ -76,6 +85,23 @@ def copy_limit_us(memcpy, coll, ranks, nbytes):
     return memcpy[nbytes] * f
 
 
+def is_net(system):
+    """A system measured across namespace hosts."""
+    return system.startswith("numpush-net") or system.endswith("-tcp")
+
+
+def link_us_per_mib(rows):
+    """Mean iperf3 time of one MiB over the hosts' link, or None."""
+    v = [r["avg_us"] for r in rows if r["system"] == "iperf3"]
+    return sum(v) / len(v) if v else None
+
+
+def link_limit_us(us_per_mib, coll, nbytes):
+    if us_per_mib is None or coll != "bcast":
+        return None
+    return us_per_mib * nbytes / float(1 << 20)
+
+
 def index(rows):
     """(system, collective, ranks, bytes, mode) -> row; the last one wins."""
     return {(r["system"], r["collective"], r["ranks"], r["bytes"], r["mode"]): r for r in rows}
@@ -91,7 +117,7 @@ def groups(rows):
     for each its C systems and Python systems."""
     out = {}
     for r in rows:
-        if r["system"] == "memcpy":
+        if r["system"] in ("memcpy", "iperf3"):
             continue
         key = (r["collective"], r["ranks"], r["mode"])
         out.setdefault(key, set()).add(r["system"])

@@ -132,12 +132,12 @@ def summary_plot(rows, memcpy, mode, path):
     ncol = min(4, len(panels))
     nrow = (len(panels) + ncol - 1) // ncol
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.6 * nrow), squeeze=False)
-    all_ranks = sorted({r["ranks"] for r in rows if r["system"] != "memcpy"})
+    all_ranks = sorted({r["ranks"] for r in rows if r["system"] not in ("memcpy", "iperf3")})
     for i, (coll, py) in enumerate(panels):
         ax = axes[i // ncol][i % ncol]
         systems = pd.ordered({r["system"] for r in rows if r["collective"] == coll and
                               r["mode"] == mode and pd.is_python(r["system"]) == py and
-                              r["system"] != "memcpy"}, pd.PY_ORDER if py else pd.C_ORDER)
+                              r["system"] not in ("memcpy", "iperf3")}, pd.PY_ORDER if py else pd.C_ORDER)
         sizes = set()
         for j, n in enumerate(all_ranks):
             ls = STYLES[j % len(STYLES)]
@@ -166,7 +166,7 @@ def plot_all(rows, out):
     os.makedirs(out, exist_ok=True)
     memcpy = pd.memcpy_table(rows)
     written = []
-    modes = sorted({r["mode"] for r in rows if r["system"] != "memcpy"})
+    modes = sorted({r["mode"] for r in rows if r["system"] not in ("memcpy", "iperf3")})
     for (coll, ranks, mode), systems in pd.groups(rows):
         if coll == "barrier":
             continue

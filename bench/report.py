@@ -35,7 +35,7 @@ def md_table(head, body):
 def c_table(rows, mode, colls, sizes):
     idx = pd.index(rows)
     memcpy = pd.memcpy_table(rows)
-    present = {r["system"] for r in rows if not pd.is_python(r["system"]) and r["system"] != "memcpy"}
+    present = {r["system"] for r in rows if not pd.is_python(r["system"]) and r["system"] not in ("memcpy", "iperf3")}
     systems = pd.ordered(present, pd.C_ORDER)
     peers = [s for s in systems if s != "numpush"]
     head = ["collective", "ranks", "size"] + [pd.label(s) for s in systems] + ["copy limit"]
@@ -124,7 +124,7 @@ def main():
     if os.path.exists(meta_path):
         with open(meta_path) as f:
             meta = json.load(f)
-    modes = {r["mode"] for r in rows if r["system"] != "memcpy"}
+    modes = {r["mode"] for r in rows if r["system"] not in ("memcpy", "iperf3")}
     mode = o.mode if o.mode in modes else sorted(modes)[0]
 
     readme_dir = os.path.dirname(os.path.abspath(o.readme))

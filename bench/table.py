@@ -86,6 +86,7 @@ def fmt_bytes(n):
 def tables(rows, mode=None, out=sys.stdout):
     idx = pd.index(rows)
     memcpy = pd.memcpy_table(rows)
+    link = pd.link_us_per_mib(rows)
     for (coll, ranks, m), systems in pd.groups(rows):
         if mode and m != mode:
             continue
@@ -102,25 +103,31 @@ def tables(rows, mode=None, out=sys.stdout):
             if py:
                 primary = syss[0] if py_kind(syss[0])[1] == 0 else None
             else:
-                primary = syss[0] if syss[0] == "numpush" else None
+                primary = syss[0] if syss[0].startswith("numpush") else None
             peers = [s for s in syss if s != primary] if primary else []
             sizes = sorted({r["bytes"] for r in rows if r["collective"] == coll and
                             r["ranks"] == ranks and r["mode"] == m and r["system"] in syss})
+            net = not py and any(pd.is_net(s) for s in syss)
             if py:
                 limit = lambda b: py_copy_limit(memcpy, coll, ranks, b)  # noqa: E731
+            elif net:
+                limit = lambda b: pd.link_limit_us(link, coll, b)  # noqa: E731
             else:
                 limit = lambda b: pd.copy_limit_us(memcpy, coll, ranks, b)  # noqa: E731
-            has_copy = pd.copy_factor(coll, ranks) is not None and bool(memcpy)
+            if net:
+                has_copy = pd.link_limit_us(link, coll, 1) is not None
+            else:
+                has_copy = pd.copy_factor(coll, ranks) is not None and bool(memcpy)
             head = ["bytes"] + [label(s) for s in syss]
             if has_copy:
-                head.append("copy limit")
+                head.append("link limit" if net else "copy limit")
             if primary:
                 if py:
                     head += ["%s/%s" % (coll, py_tag(p)) for p in peers]
                 else:
                     head += ["%s/%s" % (label(primary).split()[0], label(p)) for p in peers]
                 if has_copy:
-                    head.append("/copy")
+                    head.append("/link" if net else "/copy")
             body = []
             for b in sizes:
                 lat = {s: idx.get((s, coll, ranks, b, m)) for s in syss}

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The conformance program tests/test_coll with its ranks spread over 2 and 3
 # "hosts" (network namespaces joined by veth pairs to a bridge, addresses in
-# 198.18.0.0/24), 1 and 2 ranks per host, once per transport (tcp, zmq):
+# 198.18.0.0/24), 1 and 2 ranks per host, once per transport (tcp, zmq, ofi):
 # every collective then runs hierarchically (shared memory inside a host,
 # the fabric between hosts).  Then the failures between hosts: ranks that
 # disagree on a call (NP_ERR_MISMATCH on every rank, without waiting for the
@@ -20,7 +20,7 @@ run() {
     what=$1 lim=$2 hosts=$3
     shift 3
     t=$(now_ms)
-    ip netns exec "$N0" timeout "$lim" "$RUN" -H "$hosts" --rsh "$RSH" -x NUMPUSH_FABRIC \
+    ip netns exec "$N0" timeout "$lim" "$RUN" -H "$hosts" --rsh "$RSH" -x NUMPUSH_FABRIC -x NUMPUSH_OFI_PROVIDER \
         -x NUMPUSH_TCP_IF=198.18.0.0/24 -x NUMPUSH_TIMEOUT=20 -x NUMPUSH_TEST_ACROSS_NODES=1 "$@" "$MARK" >"$log" 2>&1
     rc=$?
     expect_rc 0 $rc "$what ($(($(now_ms) - t)) ms)"
@@ -28,7 +28,15 @@ run() {
 }
 log=$(mktemp)
 
-for fab in tcp zmq; do
+# ofi with libfabric's tcp;ofi_rxm, the provider tested here (issue 9; the
+# sockets provider misses deadlines on a loaded 2-core machine, see
+# test_fabric_netns.sh).  NUMPUSH_NETNS_FABRICS overrides the list.
+fabrics="tcp"
+grep -q '^#define NPI_HAVE_ZMQ 1' "$B/config.h" 2>/dev/null && fabrics="$fabrics zmq"
+grep -q '^#define NPI_HAVE_OFI 1' "$B/config.h" 2>/dev/null && fabrics="$fabrics ofi"
+fabrics=${NUMPUSH_NETNS_FABRICS:-$fabrics}
+export NUMPUSH_OFI_PROVIDER="tcp;ofi_rxm"
+for fab in $fabrics; do
     export NUMPUSH_FABRIC=$fab
     run "$fab: 2 hosts x 1 rank" 120 "$N0:1,$N1:1" "$TC" --quick
     run "$fab: 2 hosts x 2 ranks, 64 MiB" 180 "$N0:2,$N1:2" "$TC" --quick --large
@@ -37,7 +45,7 @@ for fab in tcp zmq; do
     run "$fab: 3 hosts x 2 ranks, 64 MiB" 180 "$N0:2,$N1:2,$N2:2" "$TC" --quick --large
     run "$fab: uneven, 1 + 2 + 3 ranks" 120 "$N0:1,$N1:2,$N2:3" "$TC" --quick
 done
-unset NUMPUSH_FABRIC
+unset NUMPUSH_FABRIC NUMPUSH_OFI_PROVIDER
 
 # More nodes than namespaces: ranks started here (env://) on one namespace's
 # loopback, each told its node name, so that 4 and 5 nodes (power of two or
@@ -88,7 +96,8 @@ fail() {
         for k in 1 2; do
             ip netns exec "$ns" env NUMPUSH_RANK=$r NUMPUSH_SIZE=6 NUMPUSH_ROOT=198.18.0.1:$port \
                 NUMPUSH_NODE="$ns" NUMPUSH_TCP_IF=198.18.0.0/24 NUMPUSH_TIMEOUT=$tmo \
-                NUMPUSH_FABRIC=tcp "$TF" "$mode" "$MARK" >"$log.$r" 2>&1 &
+                NUMPUSH_FABRIC=${FAIL_FABRIC:-tcp} NUMPUSH_OFI_PROVIDER="tcp;ofi_rxm" \
+                "$TF" "$mode" "$MARK" >"$log.$r" 2>&1 &
             pids="$pids $!"
             r=$((r + 1))
         done
@@ -109,6 +118,8 @@ fail() {
         fi
         r=$((r + 1))
     done
+    # Up again for the cases that follow.
+    [ "$mode" = link ] && ip -n "$N2" link set "w$$c3" up
     [ $bad_ranks -eq 0 ] && say "ok: $what" || bad "$what"
     cat "$log".* | sed 's/^/    /'
     rm -f "$log".*
@@ -120,6 +131,14 @@ fail "root out of range on one rank of host 2: NP_ERR_MISMATCH everywhere else, 
 fail "a rank on another host killed mid-allreduce: NP_ERR_PEER on the others" kill
 fail "host 3's leader killed mid-gather: an error on every survivor of every host" kill-gather
 fail "host link down mid-allreduce: NP_ERR_PEER on every rank" link 3
+# The deaths again over ofi, whose provider sees them its own way.
+case " $fabrics " in *" ofi "*)
+    FAIL_FABRIC=ofi
+    fail "ofi: a rank on another host killed mid-allreduce: NP_ERR_PEER on the others" kill
+    fail "ofi: host link down mid-allreduce: NP_ERR_PEER on every rank" link 3
+    unset FAIL_FABRIC
+    ;;
+esac
 rm -f "$log"
 check_clean "coll netns"
 finish

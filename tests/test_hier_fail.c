@@ -15,7 +15,10 @@
  * ranks, whose part of the gather is done before the alarm comes, from the
  * barrier), rank 3 NP_ERR_ROOT, at once.  Mode "kill-gather": as "kill",
  * with a 64 KiB gather to rank 0 instead of the allreduce; every survivor
- * of every host must get an error within the bound.
+ * of every host must get an error within the bound.  After each mismatch
+ * mode an agreed allreduce must give every rank the right sum at once
+ * (the communicator stays usable); after a death or a lost link the
+ * communicator is broken and every later call must fail at once.
  * Exit 0 when that holds for this rank.
  */
 #include <numpush/numpush.h>
@@ -26,6 +29,22 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+/* A disagreement or a bad argument leaves the communicator usable: an
+ * agreed allreduce after it must give every rank the right sum at once. */
+static bool agreed_allreduce(np_comm *w, int me, const int64_t *a, int64_t *b)
+{
+    double t = np_wtime();
+    np_err e = np_allreduce(a, b, 4, NP_INT64, NP_SUM, w);
+    t = np_wtime() - t;
+    bool ok = e == NP_OK && t < 3.0;
+    for (int64_t i = 0; ok && i < 4; i++)
+        ok = b[i] == 15 + 6 * i; /* a[i] = rank + i on ranks 0..5 */
+    printf("rank %d: the agreed call after it: %s after %.2f s%s%s\n", me, np_errname(e), t,
+           e == NP_OK ? "" : ": ", e == NP_OK ? "" : np_last_error());
+    fflush(stdout);
+    return ok;
+}
 
 int main(int argc, char **argv)
 {
@@ -59,10 +78,11 @@ int main(int argc, char **argv)
         t = np_wtime() - t;
         printf("rank %d: %.2f s\n", me, t);
         fflush(stdout);
+        bool again_ok = agreed_allreduce(w, me, a, b);
         sleep(1);
         np_err want = bad ? (rooted ? NP_ERR_ROOT : NP_ERR_NULL) : NP_ERR_MISMATCH;
         bool ok = e == want || (!bad && e == NP_OK && e2 == NP_ERR_MISMATCH);
-        _exit(ok && t < 3.0 ? 0 : 1);
+        _exit(ok && t < 3.0 && again_ok ? 0 : 1);
     }
     if (strncmp(mode, "mismatch", 8) == 0) {
         /* "mismatch": rank 5 alone passes another count (its node finds
@@ -75,10 +95,11 @@ int main(int argc, char **argv)
         t = np_wtime() - t;
         printf("rank %d: %s after %.2f s: %s\n", me, np_errname(e), t, np_last_error());
         fflush(stdout);
+        bool again_ok = agreed_allreduce(w, me, a, b);
         /* Stay a moment: a rank that left at once would look dead to a
          * peer that has not yet read its alarm. */
         sleep(1);
-        _exit(e == NP_ERR_MISMATCH && t < 3.0 ? 0 : 1);
+        _exit(e == NP_ERR_MISMATCH && t < 3.0 && again_ok ? 0 : 1);
     }
     bool gather = strcmp(mode, "kill-gather") == 0;
     int64_t *all = gather && me == 0 ? malloc(6 * 65536) : NULL;
@@ -96,9 +117,18 @@ int main(int argc, char **argv)
             printf("rank %d: %s after %d calls, %.2f s after the last success: %s\n", me,
                    np_errname(e), it, took, np_last_error());
             fflush(stdout);
+            /* The communicator is broken now: the next call fails at once,
+             * on every survivor, whether or not its own part went wrong. */
+            double t2 = np_wtime();
+            np_err again = gather ? np_gather(a, all, 65536 / 8, NP_INT64, 0, w)
+                                  : np_allreduce(a, b, count, NP_INT64, NP_SUM, w);
+            t2 = np_wtime() - t2;
+            printf("rank %d: the call after it: %s after %.2f s: %s\n", me, np_errname(again), t2,
+                   np_last_error());
+            fflush(stdout);
             /* NUMPUSH_TIMEOUT is 3 s; the error may need two timeouts to
              * reach ranks behind a leader that waited itself. */
-            _exit(e == NP_ERR_PEER && took < 10.0 ? 0 : 1);
+            _exit(e == NP_ERR_PEER && took < 10.0 && again == e && t2 < 0.5 ? 0 : 1);
         }
         last_ok = now;
         if (now - t0 > 40.0) {

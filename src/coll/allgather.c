@@ -99,7 +99,7 @@ np_err np_allgather(const void *sendbuf, void *recvbuf, size_t count, np_dtype d
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_allgather(sendbuf, recvbuf, count, dt, comm);
+        NPI_HIER_COLL(comm, "np_allgather", npi_hier_allgather(sendbuf, recvbuf, count, dt, comm));
     static const char who[] = "np_allgather";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLGATHER, who);
@@ -119,7 +119,7 @@ np_err npi_coll_allgather_bytes(const void *mine, void *all, size_t bytes, np_co
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_allgather(mine, all, bytes, NP_BYTE, comm);
+        NPI_HIER_COLL(comm, who, npi_hier_allgather(mine, all, bytes, NP_BYTE, comm));
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLGATHER, who);
     if (err != NP_OK)

@@ -152,7 +152,8 @@ np_err np_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype d
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_allreduce(sendbuf, recvbuf, count, dt, op, comm);
+        NPI_HIER_COLL(comm, "np_allreduce",
+                      npi_hier_allreduce(sendbuf, recvbuf, count, dt, op, comm));
     static const char who[] = "np_allreduce";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLREDUCE, who);

@@ -77,7 +77,7 @@ np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_alltoall(sendbuf, recvbuf, count, dt, comm);
+        NPI_HIER_COLL(comm, "np_alltoall", npi_hier_alltoall(sendbuf, recvbuf, count, dt, comm));
     static const char who[] = "np_alltoall";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_ALLTOALL, who);

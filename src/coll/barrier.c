@@ -52,7 +52,7 @@ np_err np_barrier(np_comm *comm)
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_barrier(comm);
+        NPI_HIER_COLL(comm, "np_barrier", npi_hier_barrier(comm));
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_BARRIER, "np_barrier");
     if (err != NP_OK)

@@ -125,7 +125,7 @@ np_err np_bcast(void *buf, size_t count, np_dtype dt, int root, np_comm *comm)
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_bcast(buf, count, dt, root, comm);
+        NPI_HIER_COLL(comm, "np_bcast", npi_hier_bcast(buf, count, dt, root, comm));
     static const char who[] = "np_bcast";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_BCAST, who);

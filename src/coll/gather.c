@@ -73,7 +73,7 @@ np_err np_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, 
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_gather(sendbuf, recvbuf, count, dt, root, comm);
+        NPI_HIER_COLL(comm, "np_gather", npi_hier_gather(sendbuf, recvbuf, count, dt, root, comm));
     static const char who[] = "np_gather";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_GATHER, who);

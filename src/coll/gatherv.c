@@ -69,7 +69,9 @@ np_err np_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, const si
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_gatherv(sendbuf, sendcount, recvbuf, counts, displs, dt, root, comm);
+        NPI_HIER_COLL(
+            comm, "np_gatherv",
+            npi_hier_gatherv(sendbuf, sendcount, recvbuf, counts, displs, dt, root, comm));
     static const char who[] = "np_gatherv";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_GATHERV, who);

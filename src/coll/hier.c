@@ -265,6 +265,26 @@ static np_err hier_local_failed(hier_call *x, np_err err)
     return err;
 }
 
+/* The end of a call whose node-local step failed on this rank.  The
+ * status round after it follows each rank's own arguments (its size is
+ * the caller's count), so it can disagree in turn and, where this rank
+ * ran ahead of it, be reported late by the node's next call.  That
+ * mismatch belongs to this call, which returns its failure already: mark
+ * it told, as coll.c does for a mismatch a call reports itself. */
+void npi_hier_break_node(np_comm *comm)
+{
+    np_comm *node = comm->hier->node;
+    if (node && node->has_shm && node->shm.hdr)
+        atomic_store(&node->shm.hdr->broken, 1);
+}
+
+static np_err hier_failed_end(hier_call *x, np_err err, np_err f)
+{
+    if (x->L->ahead)
+        x->L->ahead_told = true;
+    return err != NP_OK ? err : f;
+}
+
 static void *hier_scratch(npi_hier *h, int i, size_t bytes)
 {
     if (bytes == 0)
@@ -542,7 +562,7 @@ np_err npi_hier_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_d
              * call failed. */
             hier_local_failed(&x, err);
             np_err f = hier_fanout(&x, recvbuf, bytes, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
     } else if (sendbuf != NP_IN_PLACE) {
         npi_copy(recvbuf, sendbuf, bytes);
@@ -597,7 +617,7 @@ np_err npi_hier_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtyp
         if ((err = np_reduce(sendbuf, acc, count, dt, op, x.lroot, x.L)) != NP_OK) {
             hier_local_failed(&x, err);
             np_err f = hier_status(&x, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
         if (!x.leader)
             return hier_status(&x, NP_OK);
@@ -702,7 +722,7 @@ np_err npi_hier_gather(const void *sendbuf, void *recvbuf, size_t count, np_dtyp
         if ((err = np_gather(s, blk, count, dt, x.lroot, x.L)) != NP_OK) {
             hier_local_failed(&x, err);
             np_err f = hier_status(&x, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
         if (!x.leader)
             return hier_status(&x, NP_OK);
@@ -770,7 +790,7 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
                 npi_coll_fail(x.L, &sig, err, who);
             }
             np_err f = hier_status(&x, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
         if (x.leader && k == nroot) {
             for (int i = 0; i < x.ln; i++)
@@ -791,7 +811,7 @@ np_err npi_hier_gatherv(const void *sendbuf, size_t sendcount, void *recvbuf, co
         if (err != NP_OK || !x.leader) {
             hier_local_failed(&x, err);
             np_err f = hier_status(&x, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
     } else if (is_root && !in_place && sb) {
         npi_copy((char *)recvbuf + displs[root] * es, sendbuf, sb);
@@ -866,7 +886,7 @@ np_err npi_hier_allgather(const void *sendbuf, void *recvbuf, size_t count, np_d
         if (err != NP_OK) {
             hier_local_failed(&x, err);
             np_err f = hier_fanout(&x, recvbuf, (size_t)n * b, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
     } else if (!(in_place && h->contig)) {
         npi_copy(all + off[k], mine, b);
@@ -1012,7 +1032,7 @@ np_err npi_hier_scatterv(const void *sendbuf, const size_t *counts, const size_t
         if ((err = np_gather(&mine, lc, 1, NP_UINT64, x.lroot, x.L)) != NP_OK) {
             hier_local_failed(&x, err);
             np_err f = hier_status(&x, x.leader ? err : NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
         if (!x.leader) {
             /* On the root's node the scatterv overlaps the root's sends
@@ -1125,7 +1145,7 @@ np_err npi_hier_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dt
     if (!x.leader) {
         if ((err = np_gather(mine, NULL, count * (size_t)n, dt, x.lroot, x.L)) != NP_OK) {
             np_err f = hier_status(&x, NP_OK);
-            return err != NP_OK ? err : f;
+            return hier_failed_end(&x, err, f);
         }
         return hier_deliver(&x, NULL, recvbuf, count * (size_t)n, dt, row, NP_OK);
     }
@@ -1135,8 +1155,7 @@ np_err npi_hier_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dt
         HIER_SCRATCH(G, &x, 0, (size_t)ln * row);
         if ((err = np_gather(mine, G, count * (size_t)n, dt, x.lroot, x.L)) != NP_OK) {
             hier_local_failed(&x, err);
-            hier_status(&x, err);
-            return err;
+            return hier_failed_end(&x, err, hier_status(&x, err));
         }
     } else {
         G = (char *)mine;

@@ -51,6 +51,21 @@ np_err npi_hier_send(const void *buf, size_t bytes, np_dtype dt, size_t count, i
 np_err npi_hier_recv(void *buf, size_t cap, np_dtype dt, int src, int tag, np_comm *comm,
                      np_status *st);
 
+/* A failure between nodes that can leave ranks out of step breaks the
+ * communicator (hier_broken.c): npi_hier_usable refuses a broken one,
+ * npi_hier_after breaks it when err is such a failure and returns err.
+ * NPI_HIER_COLL runs a collective's npi_hier_* form between the two. */
+np_err npi_hier_usable(np_comm *comm, const char *who);
+np_err npi_hier_after(np_comm *comm, np_err err);
+/* Mark comm's node-local segment broken, waking its ranks (hier.c). */
+void npi_hier_break_node(np_comm *comm);
+
+#define NPI_HIER_COLL(comm, who, call)                                                             \
+    do {                                                                                           \
+        np_err hier_e_ = npi_hier_usable((comm), (who));                                           \
+        return hier_e_ != NP_OK ? hier_e_ : npi_hier_after((comm), (call));                        \
+    } while (0)
+
 /* Whether the public entry points must hand comm to npi_hier_*. */
 static inline bool npi_hier_spans(const np_comm *comm)
 {

@@ -172,7 +172,8 @@ np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, 
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_reduce(sendbuf, recvbuf, count, dt, op, root, comm);
+        NPI_HIER_COLL(comm, "np_reduce",
+                      npi_hier_reduce(sendbuf, recvbuf, count, dt, op, root, comm));
     static const char who[] = "np_reduce";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_REDUCE, who);

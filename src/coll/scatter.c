@@ -72,7 +72,8 @@ np_err np_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt,
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_scatter(sendbuf, recvbuf, count, dt, root, comm);
+        NPI_HIER_COLL(comm, "np_scatter",
+                      npi_hier_scatter(sendbuf, recvbuf, count, dt, root, comm));
     static const char who[] = "np_scatter";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_SCATTER, who);

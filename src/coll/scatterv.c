@@ -72,7 +72,9 @@ np_err np_scatterv(const void *sendbuf, const size_t *counts, const size_t *disp
 {
     /* Ranks on several nodes: hierarchical (hier.c). */
     if (npi_hier_spans(comm))
-        return npi_hier_scatterv(sendbuf, counts, displs, recvbuf, recvcount, dt, root, comm);
+        NPI_HIER_COLL(
+            comm, "np_scatterv",
+            npi_hier_scatterv(sendbuf, counts, displs, recvbuf, recvcount, dt, root, comm));
     static const char who[] = "np_scatterv";
     npi_call x;
     np_err err = npi_call_begin(&x, comm, NPI_COLL_SCATTERV, who);

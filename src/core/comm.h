@@ -38,7 +38,11 @@ struct np_comm {
     /* Private scratch for reductions, grown on demand. */
     void *tmp;
     size_t tmp_cap;
-    npi_hier *hier;       /* ranks span nodes: node sub-communicator, leaders (coll/hier.c) */
+    npi_hier *hier; /* ranks span nodes: node sub-communicator, leaders (coll/hier.c) */
+    /* NP_OK, or the failure between nodes that broke this communicator,
+     * with its message (coll/hier_broken.c). */
+    np_err hier_broken;
+    char hier_broken_msg[512];
     struct np_comm *next; /* registry of live communicators */
 };
 

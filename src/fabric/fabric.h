@@ -210,4 +210,17 @@ extern const npi_fab_ops *const npi_fab_transports[];
 /* The built-in transport called name, or NULL. */
 const npi_fab_ops *npi_fab_find(const char *name);
 
+/* How long a transport's progress polls without sleeping before it sleeps
+ * in its wait: a reply often comes within a round trip, and sleeping at
+ * once costs the wake-up of an idle core, 35 to 40 us per message on the
+ * VMs here (docs/transports.md). */
+#define NPI_FAB_SPIN_NS (50 * 1000)
+
+/* The waiting half of a progress call: poll_once(arg, 0) until it reports
+ * something (non-zero) or NPI_FAB_SPIN_NS pass, yielding the core between
+ * polls to any rank (or library thread) that wants it; then, if still
+ * nothing, poll_once(arg, timeout_ms), which may sleep.  timeout_ms 0
+ * polls once.  Returns poll_once's last result. */
+int npi_fab_poll_spin(int (*poll_once)(void *arg, int timeout_ms), void *arg, int timeout_ms);
+
 #endif

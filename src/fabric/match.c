@@ -8,7 +8,10 @@
  * incoming message takes the oldest posted receive that fits, and a new
  * receive takes the oldest unexpected message that fits.  A per-peer
  * sequence number in every envelope lets the receiver prove that order and
- * reject a stream that skipped or repeated a message.
+ * reject a stream that repeated or reordered a message.  A forward gap is
+ * legitimate: a send cancelled before its first byte left (a collective
+ * that failed on the sender's side) keeps the number it was given, and the
+ * sender's next message to that peer comes with a higher one.
  *
  * The lists are linear.  Collectives between node leaders keep a handful of
  * requests outstanding, so a hash by (comm, source, tag) would cost more than
@@ -21,6 +24,7 @@
 
 #include <inttypes.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,28 +41,22 @@ extern const npi_fab_ops npi_fab_tipc_ops;
 /* Built-in transports in default order; the reason for tcp before zmq and
  * the figures behind it are in fabric.h.
  *
- * ofi after both.  Medians of three runs of bench/bench_fabric.sh on the
- * same 2-core shared VM (load average 1.5 to 3), after ofi.c polls its
- * completion queue for 50 us before sleeping and injects eager messages:
+ * ofi after both.  Medians of three runs of bench/bench_fabric.sh on this
+ * 2-core VM (2026-11-25), once tcp polled 50 us before sleeping as ofi
+ * already did (docs/transports.md has the whole table):
  *
  *                       loopback                    veth pair
- *                       tcp     ofi/rxm  ofi/sock   tcp     ofi/rxm  ofi/sock
- *   8 B latency (us)    41      6.2      18         45      7.0      17
- *   4 KiB latency (us)  41      7.4      32         39      8.4      33
- *   1 MiB latency (ms)  0.29    0.43     0.33       0.55    0.57     0.63
- *   64 MiB bw (MB/s)    2206    3036     3257       1625    1799     2078
- *   iperf3 (MB/s)       2327                        2089
+ *                       tcp     ofi/rxm  ofi/net    tcp     ofi/rxm  ofi/net
+ *   8 B latency (us)    3.9     6.7      5.2        3.7     7.2      4.9
+ *   4 KiB latency (us)  5.1     8.2      6.7        4.7     8.1      6.6
+ *   64 MiB bw (MB/s)    2641    2879     2901       1949    1778     1938
+ *   iperf3 (MB/s)       2236                        2075
  *
- * (Before that change ofi/rxm gave 45 and 48 us at 8 B.)  tcp's small
- * figures are bimodal: 4 us when the woken rank's core is awake, 40 to
- * 45 us in most runs here, apparently the price of waking a rank that
- * slept in poll on this VM (not measured further); ofi/rxm avoids
- * that only by spending up to 50 us of CPU per wait polling.  In the one
- * run where tcp got 4 us at 8 B, ofi/rxm got 6.2 us, so tcp's path is
- * still the shorter one, and it costs no CPU while waiting; large-message
- * figures are too noisy to rank.  So tcp stays first, and ofi pays where
- * its provider reaches hardware tcp cannot (verbs, efa, psm3), where
- * NUMPUSH_FABRIC=ofi chooses it.
+ * tcp has the shortest small-message path; libfabric's own fi_pingpong over
+ * tcp;ofi_rxm takes 11 us per 8 B transfer here, so ofi's extra microseconds
+ * are the provider's.  Large messages are a tie within the noise.  So tcp
+ * stays first, and ofi pays where its provider reaches hardware tcp cannot
+ * (verbs, efa, psm3), where NUMPUSH_FABRIC=ofi chooses it.
  * tipc last: no kernel here has it, so it was never measured; its probe
  * fails quickly where AF_TIPC is missing, so it is chosen only where
  * nothing before it works or NUMPUSH_FABRIC=tipc asks for it.
@@ -76,6 +74,19 @@ const npi_fab_ops *const npi_fab_transports[] = {
 #endif
     NULL,
 };
+
+int npi_fab_poll_spin(int (*poll_once)(void *arg, int timeout_ms), void *arg, int timeout_ms)
+{
+    int r = poll_once(arg, 0);
+    if (r != 0 || timeout_ms == 0)
+        return r;
+    uint64_t start = npi_now_ns();
+    while (r == 0 && npi_now_ns() - start < NPI_FAB_SPIN_NS) {
+        sched_yield();
+        r = poll_once(arg, 0);
+    }
+    return r != 0 ? r : poll_once(arg, timeout_ms);
+}
 
 const npi_fab_ops *npi_fab_find(const char *name)
 {
@@ -220,11 +231,12 @@ static np_err match_incoming(void *arg, int peer, const void *hdr, size_t hdr_le
                          "fabric: rank %d sent an envelope claiming source %d and %" PRIu64
                          " bytes, but the transport framed %" PRIu64 " bytes",
                          peer, env.source, env.payload_len, payload_len);
-    if (env.seq != fab->rx_seq[peer])
+    if (env.seq < fab->rx_seq[peer])
         return npi_error(NP_ERR_PROTOCOL,
-                         "fabric: expected message %" PRIu64 " from rank %d but saw %" PRIu64,
+                         "fabric: expected message %" PRIu64
+                         " or later from rank %d but saw %" PRIu64 " again",
                          fab->rx_seq[peer], peer, env.seq);
-    fab->rx_seq[peer]++;
+    fab->rx_seq[peer] = env.seq + 1;
 
     for (npi_fab_req *r = fab->posted_head; r; r = r->next) {
         if (!match_fits(r, peer, &env))

@@ -46,7 +46,7 @@
  *
  * Progress: fi_cq_read, then sleep on the CQ's wait fd.  With a provider
  * that moves data only inside fi_cq_read (FI_PROGRESS_MANUAL: rxm), a wait
- * first polls for OFIT_SPIN_NS, yielding the core between polls, since a
+ * first polls for NPI_FAB_SPIN_NS (fabric.h), yielding the core between polls, since a
  * wake-up from the fd cost tens of microseconds per message here.  Header
  * messages that fit the provider's inject size (rxm grants one as large as
  * a send slot when asked) go with fi_tinject: no send completion to reap.
@@ -98,7 +98,6 @@
 #define OFIT_ID_MAX    ((uint64_t)1 << 40)
 #define OFIT_MRC       64 /* registration cache entries */
 #define OFIT_ADDR_HEAD 14
-#define OFIT_SPIN_NS   (50 * 1000) /* see ofit_progress */
 
 enum { OFIT_K_EAGER = 1, OFIT_K_RTS, OFIT_K_PING, OFIT_K_PONG, OFIT_K_BYE };
 
@@ -1105,7 +1104,7 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
      * auto progress its own threads need the core a poller would take
      * (sockets fell from 17 us to 2 ms per 8 B message when spinning). */
     if (fi->domain_attr->data_progress == FI_PROGRESS_MANUAL)
-        ep->spin_ns = OFIT_SPIN_NS;
+        ep->spin_ns = NPI_FAB_SPIN_NS;
     ep->iov_limit = fi->tx_attr->iov_limit ? fi->tx_attr->iov_limit : 1;
     ep->chunk = fi->ep_attr->max_msg_size < OFIT_CHUNK ? fi->ep_attr->max_msg_size : OFIT_CHUNK;
     ep->mr_needed = (fi->domain_attr->mr_mode & FI_MR_LOCAL) || ofit_mr_always();

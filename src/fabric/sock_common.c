@@ -594,6 +594,17 @@ static void sk_connected(npi_fab_ep *ep, int peer)
 
 /* ------------------------------------------------------------ progress */
 
+typedef struct sk_poll_set {
+    struct pollfd *pfd;
+    nfds_t n;
+} sk_poll_set;
+
+static int sk_poll_once(void *arg, int timeout_ms)
+{
+    sk_poll_set *ps = arg;
+    return poll(ps->pfd, ps->n, timeout_ms);
+}
+
 np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
 {
     size_t need = 1 + (size_t)ep->attr.size;
@@ -629,7 +640,8 @@ np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
         ep->pfd[n] = (struct pollfd){.fd = p->fd, .events = POLLIN};
         ep->pfd_peer[n++] = -2;
     }
-    int r = poll(ep->pfd, n, timeout_ms);
+    sk_poll_set ps = {ep->pfd, n};
+    int r = npi_fab_poll_spin(sk_poll_once, &ps, timeout_ms);
     if (r < 0) {
         if (errno == EINTR)
             return NP_OK;

@@ -449,6 +449,17 @@ static void zq_expire_lost(npi_fab_ep *ep, int *timeout_ms)
     }
 }
 
+typedef struct zq_poll_set {
+    zmq_pollitem_t *items;
+    int n;
+} zq_poll_set;
+
+static int zq_poll_once(void *arg, int timeout_ms)
+{
+    zq_poll_set *ps = arg;
+    return zmq_poll(ps->items, ps->n, timeout_ms);
+}
+
 static np_err zq_progress(npi_fab_ep *ep, int timeout_ms)
 {
     zq_expire_lost(ep, &timeout_ms);
@@ -470,7 +481,10 @@ static np_err zq_progress(npi_fab_ep *ep, int timeout_ms)
             ep->item_peer[n++] = i;
         }
     }
-    int r = zmq_poll(ep->items, n, timeout_ms);
+    /* Between polls the core goes to libzmq's I/O thread, which moves the
+     * bytes. */
+    zq_poll_set ps = {ep->items, n};
+    int r = npi_fab_poll_spin(zq_poll_once, &ps, timeout_ms);
     if (r < 0) {
         if (zmq_errno() == EINTR)
             return NP_OK;
