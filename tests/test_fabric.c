@@ -169,6 +169,39 @@ static int case_unexpected(tf_ctx *t)
     return 0;
 }
 
+/* A receive posted while its large message is half-way in (the first
+ * part went to an unexpected buffer): the payload must come out whole and
+ * in order, whether the transport redirects the rest into the receive's
+ * buffer (tcp, tipc) or copies it all at the end. */
+static int case_midway(tf_ctx *t)
+{
+    int rank = t->rank;
+    enum { BIG = 256 << 20 };
+    uint8_t *big = malloc(BIG);
+    CHECK(big, "malloc");
+    if (rank == 1) {
+        tf_fill(big, BIG, 5);
+        OK(npi_fab_send(t->fab, 0, COMM, 0, NULL, 0));
+        OK(npi_fab_send(t->fab, 0, COMM, 1, big, BIG));
+        OK(npi_fab_recv(t->fab, 0, COMM, 2, NULL, 0, NULL));
+    } else {
+        memset(big, 0, BIG);
+        OK(npi_fab_recv(t->fab, 1, COMM, 0, NULL, 0, NULL));
+        /* Let the message start arriving with no receive posted. */
+        uint64_t until = npi_now_ns() + 3 * 1000 * 1000;
+        while (npi_now_ns() < until)
+            OK(npi_fab_progress(t->fab, 1));
+        npi_fab_status st;
+        OK(npi_fab_recv(t->fab, 1, COMM, 1, big, BIG, &st));
+        CHECK(st.bytes == BIG, "%" PRIu64 " bytes", st.bytes);
+        int bad = tf_check(big, BIG, 5);
+        CHECK(bad == 0, "payload differs at byte %d", bad - 1);
+        OK(npi_fab_send(t->fab, 1, COMM, 2, NULL, 0));
+    }
+    free(big);
+    return 0;
+}
+
 /* A send withdrawn before its first byte left (queued behind a large one
  * the receiver is not yet reading), as a failed collective withdraws its
  * sends: the stream goes on.  The next message arrives intact and is not
@@ -536,7 +569,7 @@ static const tf_case tf_cases[] = {
     {"timeout", case_timeout, 2, 20},     {"garbage", case_garbage, 2, 20},
     {"protocol", case_protocol, 3, 20},   {"death", case_death, 2, 20},
     {"linkdown", case_linkdown, 2, 20},   {"huge", case_huge, 2, 120},
-    {"withdrawn", case_withdrawn, 2, 20},
+    {"withdrawn", case_withdrawn, 2, 20}, {"midway", case_midway, 2, 30},
 };
 
 /* ------------------------------------------------------------ driver */

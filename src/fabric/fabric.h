@@ -164,6 +164,18 @@ typedef struct npi_fab_ops {
      * through their callbacks, then every resource is released.  Blocking
      * for at most linger_ms while queued sends drain. */
     void (*close)(npi_fab_ep *ep, int linger_ms);
+
+    /* Optional (NULL: not offered; check size first).  The payload of an
+     * incoming message still arriving, whose incoming upcall set ctx, goes
+     * to dst from now on (NULL: discard the rest).  The bytes not yet
+     * placed land at dst + *placed, where *placed is how many the
+     * transport had already put into the old destination; the caller moves
+     * those itself.  recv_done(ctx) follows as before.  This is what lets a
+     * receive posted just after its large message began to arrive take
+     * the rest straight into the user's buffer instead of a copy at the
+     * end.  Nonblocking.  Errors: NP_ERR_ARG if no payload of ctx is under
+     * way (it completed already, or the transport placed it whole). */
+    np_err (*redirect)(npi_fab_ep *ep, void *ctx, void *dst, uint64_t *placed);
 } npi_fab_ops;
 
 /*

@@ -87,6 +87,7 @@ typedef struct sk_conn {
     uint8_t *stage;
     size_t spos, slen; /* unread staged bytes are stage[spos .. slen) */
     uint8_t *dst;      /* payload destination (NULL: discard) */
+    uint8_t *dst_base; /* where the payload's first byte went */
     uint64_t rx_left;  /* payload bytes still to place */
     void *rx_ctx;
 } sk_conn;
@@ -423,6 +424,23 @@ np_err npi_sk_cancel(npi_fab_ep *ep, void *ctx, np_err err)
     return npi_error(NP_ERR_ARG, "%s: cancel of an unknown send", ep->fam->name);
 }
 
+np_err npi_sk_redirect(npi_fab_ep *ep, void *ctx, void *dst, uint64_t *placed)
+{
+    for (int p = 0; p < ep->attr.size; p++) {
+        sk_conn *c = &ep->conns[p];
+        if (c->rx_state != SK_RX_PAYLOAD || c->rx_ctx != ctx || c->state == SK_CONN_DEAD)
+            continue;
+        if (!c->dst)
+            break; /* discarding already: nothing to redirect */
+        uint64_t done = (uint64_t)(c->dst - c->dst_base);
+        *placed = done;
+        c->dst_base = dst;
+        c->dst = dst ? (uint8_t *)dst + done : NULL;
+        return NP_OK;
+    }
+    return npi_error(NP_ERR_ARG, "%s: redirect of a payload not under way", ep->fam->name);
+}
+
 np_err npi_sk_disconnect(npi_fab_ep *ep, int peer, np_err err)
 {
     if (peer < 0 || peer >= ep->attr.size || peer == ep->attr.rank)
@@ -494,6 +512,7 @@ static void sk_read(npi_fab_ep *ep, int peer)
                 c->spos += SK_FRAME_HEAD + hlen;
                 c->rx_state = SK_RX_PAYLOAD;
                 c->dst = dst;
+                c->dst_base = dst;
                 c->rx_left = plen;
                 c->rx_ctx = ctx;
                 continue;

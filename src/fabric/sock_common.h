@@ -54,6 +54,7 @@ np_err npi_sk_send(npi_fab_ep *ep, int peer, const struct iovec *iov, int iovcnt
 np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms);
 np_err npi_sk_cancel(npi_fab_ep *ep, void *ctx, np_err err);
 np_err npi_sk_disconnect(npi_fab_ep *ep, int peer, np_err err);
+np_err npi_sk_redirect(npi_fab_ep *ep, void *ctx, void *dst, uint64_t *placed);
 void npi_sk_close(npi_fab_ep *ep, int linger_ms);
 
 #endif

@@ -209,4 +209,5 @@ const npi_fab_ops npi_fab_tcp_ops = {
     .cancel = npi_sk_cancel,
     .disconnect = npi_sk_disconnect,
     .close = npi_sk_close,
+    .redirect = npi_sk_redirect,
 };

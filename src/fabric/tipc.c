@@ -198,4 +198,5 @@ const npi_fab_ops npi_fab_tipc_ops = {
     .cancel = npi_sk_cancel,
     .disconnect = npi_sk_disconnect,
     .close = npi_sk_close,
+    .redirect = npi_sk_redirect,
 };
