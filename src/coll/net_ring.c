@@ -11,11 +11,12 @@
  * minus its own block, in and out.  Wins: large blocks (bandwidth-optimal);
  * with two or three participants it is also the fewest rounds.
  */
-np_err npi_net_allgatherv_ring(npi_net *g, void *buf, const size_t *off, const size_t *len)
+static np_err net_allgatherv_ring_from(npi_net *g, void *buf, const size_t *off, const size_t *len,
+                                       int first)
 {
     int n = g->n, me = g->me, right = (me + 1) % n, left = (me - 1 + n) % n;
     char *b = buf;
-    for (int s = 0; s < n - 1; s++) {
+    for (int s = first; s < n - 1; s++) {
         int sb = (me - s + n) % n, rb = (me - s - 1 + n) % n;
         np_err err =
             npi_net_sendrecv(g, right, b + off[sb], len[sb], left, b + off[rb], len[rb], 5);
@@ -23,6 +24,11 @@ np_err npi_net_allgatherv_ring(npi_net *g, void *buf, const size_t *off, const s
             return err;
     }
     return NP_OK;
+}
+
+np_err npi_net_allgatherv_ring(npi_net *g, void *buf, const size_t *off, const size_t *len)
+{
+    return net_allgatherv_ring_from(g, buf, off, len, 0);
 }
 
 /* Segments of a reduce-scatter step: each is reduced as soon as it has
@@ -42,9 +48,13 @@ static size_t net_ring_seg(size_t bytes, size_t es, size_t *nseg)
 
 /* One reduce-scatter step: send sbytes at sbuf to the right; receive rbytes
  * from the left into tmp, segment by segment, and fold each segment into
- * acc (the left's partial result is the left operand). */
+ * acc (the left's partial result is the left operand).  In the last step
+ * the folded slice is final, and it is the first block the allgather sends
+ * to the right: with fwd, each segment goes out as soon as it is folded,
+ * so the allgather's first step overlaps this one (its requests in fr). */
 static np_err net_ring_reduce_step(npi_net *g, int right, const char *sbuf, size_t sbytes, int left,
-                                   char *acc, size_t rbytes, char *tmp, np_dtype dt, np_op op)
+                                   char *acc, size_t rbytes, char *tmp, np_dtype dt, np_op op,
+                                   npi_fab_req **fr)
 {
     size_t es = np_dtype_size(dt), ns, nr;
     size_t sseg = net_ring_seg(sbytes, es, &ns), rseg = net_ring_seg(rbytes, es, &nr);
@@ -60,8 +70,11 @@ static np_err net_ring_reduce_step(npi_net *g, int right, const char *sbuf, size
     }
     for (size_t i = 0; i < nr && err == NP_OK; i++) {
         size_t o = i * rseg, l = rbytes - o < rseg ? rbytes - o : rseg;
-        if ((err = npi_net_wait(g, &rr[i])) == NP_OK)
+        if ((err = npi_net_wait(g, &rr[i])) == NP_OK) {
             npi_reduce(tmp + o, acc + o, l / es, dt, op);
+            if (fr)
+                err = npi_net_isend(g, right, 5, acc + o, l, &fr[i]);
+        }
     }
     if (err == NP_OK)
         err = npi_net_waitall(g, (int)ns, sr);
@@ -98,19 +111,43 @@ np_err npi_net_allreduce_ring(npi_net *g, void *acc, void *tmp, size_t count, np
         off[i] = lo * es;
         len[i] = (hi - lo) * es;
     }
-    for (int s = 0; s < n - 1; s++) {
+    npi_fab_req *fr[NET_RING_SEGS_MAX + 1] = {NULL}, *gr[NET_RING_SEGS_MAX + 1] = {NULL};
+    np_err err = NP_OK;
+    for (int s = 0; s < n - 1 && err == NP_OK; s++) {
         int sb = (me - s + n) % n, rb = (me - s - 1 + n) % n;
-        np_err err = net_ring_reduce_step(g, right, a + off[sb], len[sb], left, a + off[rb],
-                                          len[rb], tmp, dt, op);
-        if (err != NP_OK)
-            return err;
+        /* The last step forwards its folded segments: the allgather's first
+         * send.  Their receives, posted first, take the left's forwarded
+         * segments of slice me (cut the same way: by length alone). */
+        bool last = s == n - 2;
+        size_t gn = 0, gseg = last ? net_ring_seg(len[me], es, &gn) : 0;
+        for (size_t i = 0; i < gn && err == NP_OK; i++) {
+            size_t o = i * gseg, l = len[me] - o < gseg ? len[me] - o : gseg;
+            err = npi_net_irecv(g, left, 5, a + off[me] + o, l, &gr[i]);
+        }
+        if (err == NP_OK)
+            err = net_ring_reduce_step(g, right, a + off[sb], len[sb], left, a + off[rb], len[rb],
+                                       tmp, dt, op, last ? fr : NULL);
+        for (size_t i = 0; i < gn && err == NP_OK; i++)
+            err = npi_net_wait(g, &gr[i]);
     }
-    /* Participant i now owns slice (i + 1); shift the offsets so that the
-     * allgather's "own block" is that slice. */
+    if (err == NP_OK)
+        err = npi_net_waitall(g, NET_RING_SEGS_MAX + 1, fr);
+    for (size_t i = 0; i <= NET_RING_SEGS_MAX; i++) {
+        if (fr[i])
+            npi_fab_cancel(g->fab, &fr[i]);
+        if (gr[i])
+            npi_fab_cancel(g->fab, &gr[i]);
+    }
+    if (err != NP_OK || n == 2)
+        return err;
+    /* Participant i now owns slice (i + 1) and has slice i from its left;
+     * the rest of the allgather circulates the others, starting with slice
+     * i (shift the offsets so that the ring's "own block" is slice i + 1,
+     * and skip the step already done). */
     size_t off2[64], len2[64];
     for (int i = 0; i < n; i++) {
         off2[i] = off[(i + 1) % n];
         len2[i] = len[(i + 1) % n];
     }
-    return npi_net_allgatherv_ring(g, acc, off2, len2);
+    return net_allgatherv_ring_from(g, acc, off2, len2, 1);
 }
