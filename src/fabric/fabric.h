@@ -223,10 +223,14 @@ extern const npi_fab_ops *const npi_fab_transports[];
 const npi_fab_ops *npi_fab_find(const char *name);
 
 /* How long a transport's progress polls without sleeping before it sleeps
- * in its wait: a reply often comes within a round trip, and sleeping at
- * once costs the wake-up of an idle core, 35 to 40 us per message on the
- * VMs here (docs/transports.md). */
-#define NPI_FAB_SPIN_NS (50 * 1000)
+ * in its wait, as long as the shared-memory waits yield (WAIT_YIELD_NS): a
+ * reply often comes within a round trip, and sleeping costs the wake-up of
+ * an idle core, 35 to 60 us per message on the VMs here.  Without polling
+ * tcp's 8 B ping-pong took 41-45 us instead of 4; with 50 us, waits that
+ * just outlast it (a barrier waiting for a peer's 64 KiB receive) still
+ * paid it, and a 64 KiB bcast between two namespace hosts flipped between
+ * 20 and 65 us from run to run; with 200 us it stays at 20-26. */
+#define NPI_FAB_SPIN_NS (200 * 1000)
 
 /* The waiting half of a progress call: poll_once(arg, 0) until it reports
  * something (non-zero) or NPI_FAB_SPIN_NS pass, yielding the core between
