@@ -164,7 +164,8 @@ def summary_plot(rows, memcpy, mode, path):
 
 def plot_all(rows, out):
     os.makedirs(out, exist_ok=True)
-    memcpy = pd.memcpy_table(rows)
+    # Across hosts the limit is the link, not memcpy: draw none.
+    memcpy = {} if any(pd.is_net(r["system"]) for r in rows) else pd.memcpy_table(rows)
     written = []
     modes = sorted({r["mode"] for r in rows if r["system"] not in ("memcpy", "iperf3")})
     for (coll, ranks, mode), systems in pd.groups(rows):
