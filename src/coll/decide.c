@@ -46,6 +46,13 @@
  *     -c scatter -s 64K,128K,256K -b 0.2
  * (eager against CMA): 64 KiB 8.2 against 13.0 us, 128 KiB 12.7 against
  * 23.8, 256 KiB 42.4 against 53.5 (Open MPI 64 KiB: 6.9 us).
+ * A sweep on 2026-11-25 (three interleaved runs of the same command with
+ * -s 32K,64K,128K,256K,512K, after the CMA pull changes) found the opposite
+ * from 64 KiB: eager 14.4-15.9 / 22.4-23.8 / 60.5-64.5 us at 64 / 128 /
+ * 256 KiB against CMA 8.5-12.5 / 14.3-23.2 / 30.9-34.2 (Open MPI in a
+ * bench/run of the same hour: 10.6 and 35.4 us at 64 and 256 KiB); 32 and
+ * 512 KiB were a tie.  So the oversubscribed scatter is eager below 64 KiB
+ * and CMA from there, as the alltoall.
  *
  * The 2-rank reduce moved to CMA from 16 KiB once numpush-run bound ranks
  * to separate cores: eager then makes the root fetch the rewritten eager
@@ -93,7 +100,7 @@ static size_t decide_cma_from(npi_coll c, bool over)
 
 /* Block size (bytes) below which eager wins when it fits the eager area,
  * with or without single copy: everywhere for the oversubscribed bcast,
- * gather, scatter and reduce; else up to where CMA takes over, and without CMA no
+ * gather and reduce; else up to where CMA takes over, and without CMA no
  * further than the sweep showed eager ahead of cells (2 ranks, 64 KiB:
  * bcast 8.4 us eager against 3.1 us cells, scatter 6.0 against 4.5). */
 static size_t decide_eager_below(npi_coll c, bool over)
@@ -101,8 +108,8 @@ static size_t decide_eager_below(npi_coll c, bool over)
     switch (c) {
     case NPI_COLL_BCAST:
     case NPI_COLL_GATHER:
-    case NPI_COLL_SCATTER:
         return over ? SIZE_MAX : 16 * 1024;
+    case NPI_COLL_SCATTER:
     case NPI_COLL_ALLTOALL:
         return over ? 64 * 1024 : 16 * 1024;
     case NPI_COLL_ALLGATHER:
