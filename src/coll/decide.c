@@ -54,6 +54,17 @@
  * 512 KiB were a tie.  So the oversubscribed scatter is eager below 64 KiB
  * and CMA from there, as the alltoall.
  *
+ * With ranks bound to their own cores (numpush-run's default), bcast,
+ * scatter and gather take CMA from 4 KiB: three interleaved runs each of
+ *   NUMPUSH_{BCAST,SCATTER,GATHER}_ALG={eager,cma} numpush-run -n 2 \
+ *     bench/bench_coll -c C -s 2K,4K,8K,16K -b 0.15
+ * (eager against CMA, us) at 4 / 8 KiB: bcast 1.13-1.18 / 1.53-1.57
+ * against 1.02-1.15 / 1.15-1.26; scatter 1.14-1.19 / 1.54-1.62 against
+ * 0.96-0.98 / 1.06-1.30; gather 1.13-1.20 / 1.79-1.90 against 0.93-1.05 /
+ * 1.04-1.11; at 2 KiB eager still wins (0.58-0.95 against 0.91-1.09).
+ * MPICH in the same hour: bcast 0.79-0.85 / 1.18-1.33.  Allgather and
+ * alltoall stay at 16 KiB (at 8 KiB the two were within the noise).
+ *
  * The 2-rank reduce moved to CMA from 16 KiB once numpush-run bound ranks
  * to separate cores: eager then makes the root fetch the rewritten eager
  * area from the other core's cache every call (the reduce figures above
@@ -82,8 +93,9 @@ static size_t decide_cma_from(npi_coll c, bool over)
     switch (c) {
     case NPI_COLL_BCAST:
     case NPI_COLL_SCATTER:
-    case NPI_COLL_SCATTERV:
     case NPI_COLL_GATHER:
+        return over ? 64 * 1024 : 4 * 1024;
+    case NPI_COLL_SCATTERV:
     case NPI_COLL_GATHERV:
     case NPI_COLL_ALLTOALL:
         return over ? 64 * 1024 : 16 * 1024;
@@ -108,8 +120,9 @@ static size_t decide_eager_below(npi_coll c, bool over)
     switch (c) {
     case NPI_COLL_BCAST:
     case NPI_COLL_GATHER:
-        return over ? SIZE_MAX : 16 * 1024;
+        return over ? SIZE_MAX : 4 * 1024;
     case NPI_COLL_SCATTER:
+        return over ? 64 * 1024 : 4 * 1024;
     case NPI_COLL_ALLTOALL:
         return over ? 64 * 1024 : 16 * 1024;
     case NPI_COLL_ALLGATHER:
