@@ -730,15 +730,16 @@ int main(int argc, char **argv)
         return tf_rank(only_t, c, dir, rank, size);
     }
     int failed = 0, ran = 0;
-    /* ofi runs once per libfabric provider that works here (the ranks
-     * inherit NUMPUSH_OFI_PROVIDER), unless the caller chose one.  The
+    /* ofi runs once per libfabric provider that works here (tcp;ofi_rxm
+     * and libfabric 1.17's native net; the ranks inherit
+     * NUMPUSH_OFI_PROVIDER), unless the caller chose one.  The
      * legacy sockets provider runs its own progress threads, which miss the
      * 5 s deadline of some cases on a loaded 2-core machine, so it joins
      * only when NUMPUSH_TEST_OFI_SOCKETS=1 asks for it. */
     const char *env_prov = getenv("NUMPUSH_OFI_PROVIDER");
     const char *env_sockets = getenv("NUMPUSH_TEST_OFI_SOCKETS");
-    static const char *const ofi_provs[] = {"tcp;ofi_rxm", "sockets"};
-    int ofi_nprov = env_sockets && strcmp(env_sockets, "1") == 0 ? 2 : 1;
+    static const char *const ofi_provs[] = {"tcp;ofi_rxm", "net", "sockets"};
+    int ofi_nprov = env_sockets && strcmp(env_sockets, "1") == 0 ? 3 : 2;
     for (int ti = 0; npi_fab_transports[ti]; ti++) {
         const char *tn = npi_fab_transports[ti]->name;
         if (only_t && strcmp(only_t, tn) != 0)

@@ -57,7 +57,7 @@ mklink() {
 transports=tcp
 grep -q '^#define NPI_HAVE_ZMQ 1' "$builddir/config.h" 2>/dev/null && transports="$transports zmq"
 grep -q '^#define NPI_HAVE_OFI 1' "$builddir/config.h" 2>/dev/null &&
-    transports="$transports ofi:tcp;ofi_rxm"
+    transports="$transports ofi:tcp;ofi_rxm ofi:net"
 # The sockets provider misses deadlines on a loaded 2-core machine (its own
 # progress threads starve); run it on request only.
 [ "${NUMPUSH_TEST_OFI_SOCKETS:-0}" = 1 ] && transports="$transports ofi:sockets"
