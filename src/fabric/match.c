@@ -43,21 +43,21 @@ extern const npi_fab_ops npi_fab_tipc_ops;
  * the figures behind it are in fabric.h.
  *
  * ofi after both.  Medians of three runs of bench/bench_fabric.sh on this
- * 2-core VM (2026-11-25), once tcp polled 50 us before sleeping as ofi
- * already did (docs/transports.md has the whole table):
+ * 2-core VM (2026-11-25), every transport polling 200 us before sleeping
+ * (docs/transports.md has the whole table):
  *
  *                       loopback                    veth pair
  *                       tcp     ofi/rxm  ofi/net    tcp     ofi/rxm  ofi/net
- *   8 B latency (us)    3.9     6.7      5.2        3.7     7.2      4.9
- *   4 KiB latency (us)  5.1     8.2      6.7        4.7     8.1      6.6
- *   64 MiB bw (MB/s)    2641    2879     2901       1949    1778     1938
- *   iperf3 (MB/s)       2236                        2075
+ *   8 B latency (us)    4.0     6.8      4.6        3.9     6.7      4.6
+ *   4 KiB latency (us)  5.1     7.9      5.9        4.8     8.0      5.7
+ *   64 MiB bw (MB/s)    2626    2988     3104       2018    1808     1981
+ *   iperf3 (MB/s)       2264                        2111
  *
- * tcp has the shortest small-message path; libfabric's own fi_pingpong over
- * tcp;ofi_rxm takes 11 us per 8 B transfer here, so ofi's extra microseconds
- * are the provider's.  Large messages are a tie within the noise.  So tcp
- * stays first, and ofi pays where its provider reaches hardware tcp cannot
- * (verbs, efa, psm3), where NUMPUSH_FABRIC=ofi chooses it.
+ * tcp has the shortest small-message path (libfabric's own fi_pingpong
+ * takes 9.05 us per 8 B transfer over tcp;ofi_rxm here, 2.83 over net);
+ * large messages are a tie within the noise.  So tcp stays first, and ofi
+ * pays where its provider reaches hardware tcp cannot (verbs, efa, psm3),
+ * where NUMPUSH_FABRIC=ofi chooses it.
  * tipc last: no kernel here has it, so it was never measured; its probe
  * fails quickly where AF_TIPC is missing, so it is chosen only where
  * nothing before it works or NUMPUSH_FABRIC=tipc asks for it.
