@@ -26,7 +26,7 @@ import os
 
 C_ORDER = ["numpush", "openmpi", "mpich",
            # bench/run --hosts: numpush per transport (--fabrics), then Open MPI over tcp
-           "numpush-net", "numpush-net-tcp", "numpush-net-zmq", "numpush-net-ofi-rxm",
+           "numpush-net", "numpush-net-tcp", "numpush-net-tcp-system", "numpush-net-zmq", "numpush-net-ofi-rxm",
            "numpush-net-ofi-net", "numpush-net-ofi-sockets", "openmpi-tcp"]
 PY_ORDER = ["numpush-py-bcast", "numpush-py-Bcast", "mpi4py-pickle", "mpi4py-pkl5", "mpi4py-Bcast"]
 COLL_ORDER = ["barrier", "bcast", "scatter", "gather", "allreduce", "reduce", "allgather",
