@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #define COMM 7u
@@ -199,6 +200,45 @@ static int case_midway(tf_ctx *t)
         OK(npi_fab_send(t->fab, 1, COMM, 2, NULL, 0));
     }
     free(big);
+    return 0;
+}
+
+/* As midway, but the receive is cancelled before the payload has all
+ * arrived and its buffer is unmapped at once: the rest of the payload must
+ * not land in it (a crash here), and the stream goes on with the next
+ * message. */
+static int case_midway_cancel(tf_ctx *t)
+{
+    int rank = t->rank;
+    enum { BIG = 256 << 20, SMALL = 64 };
+    uint8_t small[SMALL];
+    if (rank == 1) {
+        uint8_t *big = malloc(BIG);
+        CHECK(big, "malloc");
+        tf_fill(big, BIG, 6);
+        OK(npi_fab_send(t->fab, 0, COMM, 0, NULL, 0));
+        OK(npi_fab_send(t->fab, 0, COMM, 1, big, BIG));
+        tf_fill(small, SMALL, 7);
+        OK(npi_fab_send(t->fab, 0, COMM, 3, small, SMALL));
+        OK(npi_fab_recv(t->fab, 0, COMM, 2, NULL, 0, NULL));
+        free(big);
+    } else {
+        uint8_t *big = mmap(NULL, BIG, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        CHECK(big != MAP_FAILED, "mmap");
+        OK(npi_fab_recv(t->fab, 1, COMM, 0, NULL, 0, NULL));
+        uint64_t until = npi_now_ns() + 3 * 1000 * 1000;
+        while (npi_now_ns() < until)
+            OK(npi_fab_progress(t->fab, 1));
+        npi_fab_req *r;
+        OK(npi_fab_irecv(t->fab, 1, COMM, 1, big, BIG, &r));
+        OK(npi_fab_cancel(t->fab, &r));
+        CHECK(munmap(big, BIG) == 0, "munmap");
+        npi_fab_status st;
+        OK(npi_fab_recv(t->fab, 1, COMM, 3, small, SMALL, &st));
+        CHECK(st.bytes == SMALL && tf_check(small, SMALL, 7) == 0,
+              "the message after the cancelled one is corrupt");
+        OK(npi_fab_send(t->fab, 1, COMM, 2, NULL, 0));
+    }
     return 0;
 }
 
@@ -564,12 +604,19 @@ typedef struct tf_case {
 } tf_case;
 
 static const tf_case tf_cases[] = {
-    {"ordering", case_ordering, 3, 30},   {"unexpected", case_unexpected, 2, 20},
-    {"zero", case_zero, 2, 20},           {"many", case_many, 3, 40},
-    {"timeout", case_timeout, 2, 20},     {"garbage", case_garbage, 2, 20},
-    {"protocol", case_protocol, 3, 20},   {"death", case_death, 2, 20},
-    {"linkdown", case_linkdown, 2, 20},   {"huge", case_huge, 2, 120},
-    {"withdrawn", case_withdrawn, 2, 20}, {"midway", case_midway, 2, 30},
+    {"ordering", case_ordering, 3, 30},
+    {"unexpected", case_unexpected, 2, 20},
+    {"zero", case_zero, 2, 20},
+    {"many", case_many, 3, 40},
+    {"timeout", case_timeout, 2, 20},
+    {"garbage", case_garbage, 2, 20},
+    {"protocol", case_protocol, 3, 20},
+    {"death", case_death, 2, 20},
+    {"linkdown", case_linkdown, 2, 20},
+    {"huge", case_huge, 2, 120},
+    {"withdrawn", case_withdrawn, 2, 20},
+    {"midway", case_midway, 2, 30},
+    {"midway-cancel", case_midway_cancel, 2, 30},
 };
 
 /* ------------------------------------------------------------ driver */
