@@ -51,6 +51,10 @@ struct npi_boot {
      * NUMPUSH_ROOT or numpush-run: put/get/fence then fail with
      * NP_ERR_NOT_IMPLEMENTED and the job is taken to be on one node. */
     bool has_store;
+    /* Set by np_finalize when the job's last barrier failed (a rank died or
+     * became unreachable): finalize then waits for the others no longer
+     * than NUMPUSH_TIMEOUT, since some of them will never say goodbye. */
+    bool failed;
 };
 
 /* Fill b from whichever launcher started this process; see bootstrap.c for

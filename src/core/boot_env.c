@@ -36,8 +36,19 @@ static void env_finalize(npi_boot *b)
     npi_kvc_close(e->kv.client);
     if (e->server) {
         /* Rank 0 holds the store: keep it until every other rank has come and
-         * gone, so a late rank's last get is still answered. */
+         * gone, so a late rank's last get is still answered.  After a
+         * failure some never go (their host's link is down: their closing
+         * never arrives), so wait no longer than it takes to declare a
+         * peer dead. */
         long long waited = 0, limit = npi_boot_timeout_ms();
+        if (b->failed) {
+            /* Validated by np_init already; read quietly, so that the
+             * caller's error message survives. */
+            const char *t = npi_config_get("NUMPUSH_TIMEOUT", NULL);
+            double dead_s = t ? strtod(t, NULL) : 0;
+            if (dead_s > 0 && dead_s * 1000 < (double)limit)
+                limit = (long long)(dead_s * 1000);
+        }
         for (;;) {
             int open_now, ever;
             npi_kvs_clients(e->server, &open_now, &ever);

@@ -64,6 +64,7 @@ np_err np_finalize(void)
         npi_error_clear();
     }
     npi_comm_release_all();
+    init_boot.failed = err == NP_ERR_PEER || err == NP_ERR_TIMEOUT;
     npi_boot_finalize(&init_boot);
     init_state = 2;
     return err;
