@@ -35,7 +35,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "coll.h"
 #include "net.h"
@@ -62,8 +61,6 @@ struct npi_hier {
 };
 
 static npi_fab *hier_fab;
-/* CPUs of this node, for the choice between polling and sleeping. */
-static int hier_cores = 1;
 /* Chunk of the pipelined broadcast (NUMPUSH_HIER_CHUNK). */
 static size_t hier_chunk = (size_t)4 << 20;
 /* Node-local payloads up to this size travel in one broadcast with their
@@ -77,8 +74,6 @@ np_err npi_hier_open(npi_boot *b)
     long chunk = 0;
     if (npi_config_long("NUMPUSH_HIER_CHUNK", &chunk) == NP_OK && chunk >= 4096)
         hier_chunk = (size_t)chunk;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    hier_cores = ncpu > 0 ? (int)ncpu : 1;
     if (hier_fab)
         return NP_OK;
     return npi_fab_open(b, NULL, true, &hier_fab);
@@ -241,10 +236,6 @@ static void hier_begin(hier_call *x, np_comm *c, npi_coll coll, np_dtype dt, siz
     x->g.who = who;
     x->g.deadline = npi_fab_deadline(hier_fab);
     x->g.alarm = NULL;
-    /* A leader polls briefly before sleeping only when its node's ranks
-     * leave a core free; polling on a full node would take the core from
-     * the local rank it is waiting for. */
-    x->g.spin_ns = x->ln < hier_cores ? 50000 : 0;
     /* Leaders listen for a mismatch alarm during the whole call; a call
      * with one node would never need it. */
     if (x->leader && h->nnodes > 1 &&

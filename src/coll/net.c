@@ -39,6 +39,20 @@ np_err npi_net_irecv(npi_net *g, int from, int step, void *buf, size_t cap, npi_
     return err;
 }
 
+np_err npi_net_send(npi_net *g, int to, int step, const void *buf, size_t bytes)
+{
+    npi_fab_req *r;
+    np_err err = npi_net_isend(g, to, step, buf, bytes, &r);
+    return err != NP_OK ? err : npi_net_wait(g, &r);
+}
+
+np_err npi_net_recv(npi_net *g, int from, int step, void *buf, size_t cap)
+{
+    npi_fab_req *r;
+    np_err err = npi_net_irecv(g, from, step, buf, cap, &r);
+    return err != NP_OK ? err : npi_net_wait(g, &r);
+}
+
 np_err npi_net_arm(npi_net *g, npi_fab_req **slot, int32_t *why)
 {
     if (*slot)
@@ -104,16 +118,7 @@ np_err npi_net_alarm_late(npi_net *g, npi_fab_req **slot, int32_t why)
 /* Wait for *req while watching for an alarm: as npi_fab_wait otherwise. */
 static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
 {
-    /* Poll briefly before blocking: a small message usually arrives within
-     * microseconds, sooner than a sleeping process wakes up.  Bounded, so
-     * a peer that needs this core is not starved for long. */
-    uint64_t spin_until = npi_now_ns() + g->spin_ns;
-    while (npi_now_ns() < spin_until) {
-        bool done = false;
-        np_err err = npi_fab_test(g->fab, req, &done, st);
-        if (done)
-            return err;
-    }
+    /* The transport polls briefly before it sleeps (NPI_FAB_SPIN_NS). */
     for (;;) {
         uint64_t now = npi_now_ns(), until = g->deadline;
         bool watch = g->alarm && *g->alarm;
@@ -214,21 +219,13 @@ np_err npi_net_fold_in(npi_net *g, void *acc, void *tmp, size_t count, np_dtype 
     while (*p * 2 <= n)
         *p *= 2;
     int extra = n - *p;
-    npi_fab_req *r = NULL;
-    np_err err;
     if (me < 2 * extra && me % 2 == 0) {
         *nr = -1;
-        err = npi_net_isend(g, me + 1, step, acc, bytes, &r);
-        if (err == NP_OK)
-            err = npi_net_wait(g, &r);
-        if (err == NP_OK)
-            err = npi_net_irecv(g, me + 1, final_step, acc, bytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
+        np_err err = npi_net_send(g, me + 1, step, acc, bytes);
+        return err != NP_OK ? err : npi_net_recv(g, me + 1, final_step, acc, bytes);
     }
     if (me < 2 * extra) {
-        err = npi_net_irecv(g, me - 1, step, tmp, bytes, &r);
-        if (err == NP_OK)
-            err = npi_net_wait(g, &r);
+        np_err err = npi_net_recv(g, me - 1, step, tmp, bytes);
         if (err != NP_OK)
             return err;
         npi_reduce(tmp, acc, count, dt, op);
@@ -243,7 +240,5 @@ np_err npi_net_fold_out(npi_net *g, const void *acc, size_t bytes, int p, int fi
 {
     if (g->me >= 2 * (g->n - p))
         return NP_OK;
-    npi_fab_req *r = NULL;
-    np_err err = npi_net_isend(g, g->me - 1, final_step, acc, bytes, &r);
-    return err != NP_OK ? err : npi_net_wait(g, &r);
+    return npi_net_send(g, g->me - 1, final_step, acc, bytes);
 }

@@ -32,7 +32,6 @@ typedef struct npi_net {
     uint64_t deadline;   /* npi_now_ns() time by which a silent peer counts as dead */
     npi_fab_req **alarm; /* where the posted receive of a mismatch alarm is kept, or NULL */
     int32_t *alarm_why;  /* where that alarm's reason lands */
-    uint64_t spin_ns;    /* how long a wait polls before it blocks (0: block at once) */
 } npi_net;
 
 /* The step of the alarm a participant sends every other one when it finds
@@ -72,6 +71,9 @@ np_err npi_net_alarm_late(npi_net *g, npi_fab_req **slot, int32_t why);
  * (NP_ERR_ROOT, NP_ERR_NULL ...) of the rank that sends it, which need not
  * be a participant.  Each send waits at most 200 ms. */
 void npi_net_alarm(npi_net *g, np_err why);
+/* Blocking forms: post one request and wait for it. */
+np_err npi_net_send(npi_net *g, int to, int step, const void *buf, size_t bytes);
+np_err npi_net_recv(npi_net *g, int from, int step, void *buf, size_t cap);
 /* Wait for one request; checks the sender's signature on receives. */
 np_err npi_net_wait(npi_net *g, npi_fab_req **req);
 /* Wait for n requests (NULL entries skipped); on the first error the others

@@ -26,10 +26,7 @@ np_err npi_net_bcast_knomial(npi_net *g, void *buf, size_t bytes, int root, int 
     while (mask < n) {
         int span = mask * k;
         if (rel % span != 0) {
-            npi_fab_req *r = NULL;
-            err = npi_net_irecv(g, (rel - rel % span + root) % n, 20, buf, bytes, &r);
-            if (err == NP_OK)
-                err = npi_net_wait(g, &r);
+            err = npi_net_recv(g, (rel - rel % span + root) % n, 20, buf, bytes);
             if (err != NP_OK)
                 return err;
             break;
@@ -77,19 +74,15 @@ np_err npi_net_reduce_knomial(npi_net *g, void *acc, void *tmp, size_t count, np
     size_t bytes = count * np_dtype_size(dt);
     for (int mask = 1; mask < n; mask *= k) {
         int span = mask * k;
-        npi_fab_req *r = NULL;
         np_err err;
         if (rel % span != 0) {
-            err = npi_net_isend(g, (rel - rel % span + root) % n, 21, acc, bytes, &r);
-            return err != NP_OK ? err : npi_net_wait(g, &r);
+            return npi_net_send(g, (rel - rel % span + root) % n, 21, acc, bytes);
         }
         for (int j = 1; j < k; j++) {
             int child = rel + j * mask;
             if (child >= n)
                 break;
-            err = npi_net_irecv(g, (child + root) % n, 21, tmp, bytes, &r);
-            if (err == NP_OK)
-                err = npi_net_wait(g, &r);
+            err = npi_net_recv(g, (child + root) % n, 21, tmp, bytes);
             if (err != NP_OK)
                 return err;
             npi_reduce3(acc, tmp, acc, count, dt, op);

@@ -6,6 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The root's side of the linear gather (receive) and scatter (send): one
+ * request per other participant, block i at buf + off[i], all waited for. */
+static np_err net_linear_root(npi_net *g, int root, int step, bool send, char *buf,
+                              const size_t *off, const size_t *len)
+{
+    npi_fab_req **rr = calloc((size_t)g->n, sizeof *rr);
+    if (!rr)
+        return npi_error(NP_ERR_NOMEM, "%s: out of memory", g->who);
+    np_err err = NP_OK;
+    for (int i = 0; i < g->n && err == NP_OK; i++)
+        if (i != root)
+            err = send ? npi_net_isend(g, i, step, buf + off[i], len[i], &rr[i])
+                       : npi_net_irecv(g, i, step, buf + off[i], len[i], &rr[i]);
+    np_err w = npi_net_waitall(g, g->n, rr);
+    for (int i = 0; i < g->n; i++)
+        if (rr[i])
+            npi_fab_cancel(g->fab, &rr[i]);
+    free(rr);
+    return err != NP_OK ? err : w;
+}
+
 /*
  * Linear gather with a block size per participant: the root posts a
  * receive per participant straight into place and waits for all.  Steps:
@@ -16,24 +37,9 @@
 np_err npi_net_gatherv_linear(npi_net *g, int root, const void *sbuf, size_t sbytes, void *rbuf,
                               const size_t *off, const size_t *len)
 {
-    npi_fab_req *r = NULL;
-    if (g->me != root) {
-        np_err err = npi_net_isend(g, root, 10, sbuf, sbytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
-    }
-    npi_fab_req **rr = calloc((size_t)g->n, sizeof *rr);
-    if (!rr)
-        return npi_error(NP_ERR_NOMEM, "%s: out of memory", g->who);
-    np_err err = NP_OK;
-    for (int i = 0; i < g->n && err == NP_OK; i++)
-        if (i != root)
-            err = npi_net_irecv(g, i, 10, (char *)rbuf + off[i], len[i], &rr[i]);
-    np_err w = npi_net_waitall(g, g->n, rr);
-    for (int i = 0; i < g->n; i++)
-        if (rr[i])
-            npi_fab_cancel(g->fab, &rr[i]);
-    free(rr);
-    return err != NP_OK ? err : w;
+    if (g->me != root)
+        return npi_net_send(g, root, 10, sbuf, sbytes);
+    return net_linear_root(g, root, 10, false, rbuf, off, len);
 }
 
 /*
@@ -45,24 +51,10 @@ np_err npi_net_gatherv_linear(npi_net *g, int root, const void *sbuf, size_t sby
 np_err npi_net_scatterv_linear(npi_net *g, int root, const void *sbuf, const size_t *off,
                                const size_t *len, void *rbuf, size_t rbytes)
 {
-    npi_fab_req *r = NULL;
-    if (g->me != root) {
-        np_err err = npi_net_irecv(g, root, 11, rbuf, rbytes, &r);
-        return err != NP_OK ? err : npi_net_wait(g, &r);
-    }
-    npi_fab_req **rr = calloc((size_t)g->n, sizeof *rr);
-    if (!rr)
-        return npi_error(NP_ERR_NOMEM, "%s: out of memory", g->who);
-    np_err err = NP_OK;
-    for (int i = 0; i < g->n && err == NP_OK; i++)
-        if (i != root)
-            err = npi_net_isend(g, i, 11, (const char *)sbuf + off[i], len[i], &rr[i]);
-    np_err w = npi_net_waitall(g, g->n, rr);
-    for (int i = 0; i < g->n; i++)
-        if (rr[i])
-            npi_fab_cancel(g->fab, &rr[i]);
-    free(rr);
-    return err != NP_OK ? err : w;
+    if (g->me != root)
+        return npi_net_recv(g, root, 11, rbuf, rbytes);
+    /* Only sent from: the cast keeps one helper for both directions. */
+    return net_linear_root(g, root, 11, true, (char *)sbuf, off, len);
 }
 
 /*
@@ -82,18 +74,14 @@ np_err npi_net_gather_binomial(npi_net *g, int root, const void *sbuf, void *rbu
     memcpy(t, sbuf, b);
     int have = 1;
     for (int mask = 1; mask < n; mask <<= 1) {
-        npi_fab_req *r = NULL;
         np_err err;
         if (rel & mask) {
-            err = npi_net_isend(g, (rel - mask + root) % n, 12, t, (size_t)have * b, &r);
-            return err != NP_OK ? err : npi_net_wait(g, &r);
+            return npi_net_send(g, (rel - mask + root) % n, 12, t, (size_t)have * b);
         }
         if (rel + mask < n) {
             int got = rel + 2 * mask <= n ? mask : n - rel - mask;
-            err = npi_net_irecv(g, (rel + mask + root) % n, 12, t + (size_t)mask * b,
-                                (size_t)got * b, &r);
-            if (err == NP_OK)
-                err = npi_net_wait(g, &r);
+            err =
+                npi_net_recv(g, (rel + mask + root) % n, 12, t + (size_t)mask * b, (size_t)got * b);
             if (err != NP_OK)
                 return err;
             have = mask + got;
@@ -123,10 +111,7 @@ np_err npi_net_scatter_binomial(npi_net *g, int root, const void *sbuf, void *rb
     while (mask < n) {
         if (rel & mask) {
             have = rel + mask <= n ? mask : n - rel;
-            npi_fab_req *r = NULL;
-            np_err err = npi_net_irecv(g, (rel - mask + root) % n, 13, t, (size_t)have * b, &r);
-            if (err == NP_OK)
-                err = npi_net_wait(g, &r);
+            np_err err = npi_net_recv(g, (rel - mask + root) % n, 13, t, (size_t)have * b);
             if (err != NP_OK)
                 return err;
             break;

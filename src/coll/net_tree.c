@@ -19,10 +19,7 @@ np_err npi_net_bcast_binomial(npi_net *g, void *buf, size_t bytes, int root)
     np_err err = NP_OK;
     while (mask < n) {
         if (rel & mask) {
-            npi_fab_req *r = NULL;
-            err = npi_net_irecv(g, (rel - mask + root) % n, 0, buf, bytes, &r);
-            if (err == NP_OK)
-                err = npi_net_wait(g, &r);
+            err = npi_net_recv(g, (rel - mask + root) % n, 0, buf, bytes);
             if (err != NP_OK)
                 return err;
             break;
@@ -57,16 +54,12 @@ np_err npi_net_reduce_binomial(npi_net *g, void *acc, void *tmp, size_t count, n
     int n = g->n, rel = (g->me - root + n) % n;
     size_t bytes = count * np_dtype_size(dt);
     for (int mask = 1; mask < n; mask <<= 1) {
-        npi_fab_req *r = NULL;
         np_err err;
         if (rel & mask) {
-            err = npi_net_isend(g, (rel - mask + root) % n, 1, acc, bytes, &r);
-            return err != NP_OK ? err : npi_net_wait(g, &r);
+            return npi_net_send(g, (rel - mask + root) % n, 1, acc, bytes);
         }
         if (rel + mask < n) {
-            err = npi_net_irecv(g, (rel + mask + root) % n, 1, tmp, bytes, &r);
-            if (err == NP_OK)
-                err = npi_net_wait(g, &r);
+            err = npi_net_recv(g, (rel + mask + root) % n, 1, tmp, bytes);
             if (err != NP_OK)
                 return err;
             npi_reduce3(acc, tmp, acc, count, dt, op);
