@@ -8,9 +8,15 @@ PROBE=$B/tests/test_boot_probe
 # A word that only this script's processes carry, so leftovers can be found.
 MARK=npmark$$x$RANDOM
 FAILS=0
+FAILED=""
 
 say() { printf '%s: %s\n' "$(basename "$0")" "$*"; }
-bad() { say "FAIL: $*"; FAILS=$((FAILS + 1)); }
+bad() {
+    say "FAIL: $*"
+    FAILS=$((FAILS + 1))
+    FAILED="$FAILED
+    $*"
+}
 
 # expect_rc WANT GOT WHAT
 expect_rc() {
@@ -30,7 +36,8 @@ check_clean() {
 now_ms() { date +%s%3N; }
 
 finish() {
-    if [ "$FAILS" -ne 0 ]; then say "$FAILS failure(s)"; exit 1; fi
+    # The failures again at the end, where a log's tail (all CI shows) has them.
+    if [ "$FAILS" -ne 0 ]; then say "$FAILS failure(s):$FAILED"; exit 1; fi
     say "all passed"; exit 0
 }
 

@@ -143,6 +143,7 @@ int main(int argc, char **argv)
         last_ok = now;
         if (now - t0 > 40.0) {
             printf("rank %d: no error after %d calls and 40 s\n", me, it);
+            fflush(stdout);
             _exit(1);
         }
         if (strcmp(mode, "link") == 0)

@@ -451,11 +451,20 @@ np_err npi_sk_disconnect(npi_fab_ep *ep, int peer, np_err err)
 
 /* ------------------------------------------------------------ receiving */
 
+/* Reads from one socket per sk_read call.  A peer that streams without
+ * pause (a non-root looping over gathers) must not hold the progress loop:
+ * the other sockets (a dead peer's hangup among them) and the caller's
+ * deadline come next, and poll reports this socket again. */
+#define SK_READ_BUDGET 64
+
 /* Parse and place whatever the staging buffer holds, reading more as the
- * socket allows.  Returns when the socket has nothing more. */
+ * socket allows.  Returns when the socket has nothing more or the budget of
+ * reads is spent; only ever before a read, so nothing already read waits
+ * for the socket to become readable again. */
 static void sk_read(npi_fab_ep *ep, int peer)
 {
     sk_conn *c = &ep->conns[peer];
+    int budget = SK_READ_BUDGET;
     for (;;) {
         if (c->state != SK_CONN_READY)
             return;
@@ -471,6 +480,8 @@ static void sk_read(npi_fab_ep *ep, int peer)
                 c->rx_left -= n;
             }
             if (c->rx_left > 0 && c->rx_left >= SK_DIRECT_MIN && c->dst) {
+                if (budget-- == 0)
+                    return;
                 size_t want = c->rx_left > (1u << 30) ? (1u << 30) : (size_t)c->rx_left;
                 ssize_t r = recv(c->fd, c->dst, want, MSG_DONTWAIT);
                 if (r > 0) {
@@ -524,6 +535,8 @@ static void sk_read(npi_fab_ep *ep, int peer)
             c->slen -= c->spos;
             c->spos = 0;
         }
+        if (budget-- == 0)
+            return;
         ssize_t r = recv(c->fd, c->stage + c->slen, SK_STAGE - c->slen, MSG_DONTWAIT);
         if (r > 0) {
             c->slen += (size_t)r;

@@ -339,9 +339,14 @@ static void zq_fail(npi_fab_ep *ep, int peer, np_err err)
 }
 
 /* Receive whole messages from the PULL socket while there are any. */
+/* Messages taken per zq_read: a peer that streams without pause must not
+ * hold the progress loop from the monitors and the caller's deadline; the
+ * pull socket stays readable for the next round. */
+#define ZQ_READ_BUDGET 64
+
 static void zq_read(npi_fab_ep *ep)
 {
-    for (;;) {
+    for (int budget = ZQ_READ_BUDGET; budget > 0; budget--) {
         int nparts = 0;
         bool over = false;
         for (;;) {
