@@ -13,6 +13,7 @@
 #include "config.h"
 
 #include "sock_common.h"
+#include "tcp_link.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -38,13 +39,6 @@ static bool tcp_in_cidr(struct in_addr a, struct in_addr net, int bits)
     return (a.s_addr & mask) == (net.s_addr & mask);
 }
 
-/*
- * The address to listen on, from NUMPUSH_TCP_IF: an interface name ("eth0"),
- * an IPv4 address, or a network ("198.18.0.0/15": the first local address
- * inside it).  Empty: the address the host name resolves to if it is one of
- * this host's, else 127.0.0.1.  Shared with the zmq transport.
- */
-np_err npi_fab_tcp_pick_addr(struct in_addr *out);
 np_err npi_fab_tcp_pick_addr(struct in_addr *out)
 {
     const char *want = npi_config_get("NUMPUSH_TCP_IF", NULL);
@@ -116,6 +110,20 @@ done:
 /* NUMPUSH_TCP_SNDBUF, read when the endpoint opens (0: the kernel's). */
 static int tcp_sndbuf;
 
+np_err npi_fab_tcp_sndbuf(int *out)
+{
+    long snd = 0;
+    np_err err = npi_config_long("NUMPUSH_TCP_SNDBUF", &snd);
+    if (err != NP_OK)
+        return err;
+    if (snd < 0 || snd > INT_MAX / 2)
+        return npi_error(NP_ERR_CONFIG,
+                         "NUMPUSH_TCP_SNDBUF=%ld: expected 0 (the kernel's) to %d bytes", snd,
+                         INT_MAX / 2);
+    *out = (int)snd;
+    return NP_OK;
+}
+
 static void tcp_congestion(int fd)
 {
     const char *list = npi_config_get("NUMPUSH_TCP_CONGESTION", NULL);
@@ -154,7 +162,7 @@ static void tcp_tune(int fd, double timeout)
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
     setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    tcp_congestion(fd);
+    npi_fab_tcp_bulk_tune(fd, tcp_sndbuf);
     /* A large receive buffer lets a peer's burst land while this rank is
      * busy elsewhere; the send buffer stays small (NUMPUSH_TCP_SNDBUF):
      * with both directions busy, as in a ring, 4 MiB in flight each way
@@ -164,8 +172,13 @@ static void tcp_tune(int fd, double timeout)
      * 256 KiB; bcast 64 MiB 11.1-11.4 against 11.9-12.7 ms). */
     int buf = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
-    if (tcp_sndbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &tcp_sndbuf, sizeof(tcp_sndbuf));
+}
+
+void npi_fab_tcp_bulk_tune(int fd, int sndbuf)
+{
+    tcp_congestion(fd);
+    if (sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
 }
 
 static np_err tcp_listen_addr(struct sockaddr_storage *ss, socklen_t *len)
@@ -236,15 +249,9 @@ static np_err tcp_probe(void)
 
 static np_err tcp_open(const npi_fab_attr *attr, npi_fab_ep **out)
 {
-    long snd = 0;
-    np_err err = npi_config_long("NUMPUSH_TCP_SNDBUF", &snd);
+    np_err err = npi_fab_tcp_sndbuf(&tcp_sndbuf);
     if (err != NP_OK)
         return err;
-    if (snd < 0 || snd > INT_MAX / 2)
-        return npi_error(NP_ERR_CONFIG,
-                         "NUMPUSH_TCP_SNDBUF=%ld: expected 0 (the kernel's) to %d bytes", snd,
-                         INT_MAX / 2);
-    tcp_sndbuf = (int)snd;
     return npi_sk_open(&tcp_family, attr, out);
 }
 

@@ -29,6 +29,7 @@
 #include "config.h"
 
 #include "fabric.h"
+#include "tcp_link.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -44,8 +45,6 @@
 
 #define ZQ_ZEROCOPY_MIN (64 * 1024)
 #define ZQ_PARTS_MAX    8
-
-np_err npi_fab_tcp_pick_addr(struct in_addr *out);
 
 typedef struct zq_send {
     struct zq_send *next;
