@@ -1,19 +1,20 @@
 /*
  * TCP settings for connections that a library opens on numpush's behalf
- * (libfabric's socket providers under ofi), which numpush cannot set when
- * they are made.  The tcp transport gives its connections cubic congestion
- * control and a bounded send buffer (tcp.c says why: under this machine's
- * default, BBR, a 1 MiB broadcast between two hosts took 4 times as long);
- * a provider's sockets keep the system's settings, so ofi over `net` moved
- * 64 MiB at a third of tcp's rate on the same link.
+ * (libzmq under zmq, libfabric's socket providers under ofi), which numpush
+ * cannot set when they are made.  The tcp transport gives its connections
+ * cubic congestion control and a bounded send buffer (tcp.c says why: under
+ * this machine's default, BBR, a 1 MiB broadcast between two hosts took 4
+ * times as long); a library's sockets kept the system's settings, and ofi
+ * over `net` and zmq moved 1-64 MiB at a third to a quarter of tcp's rate
+ * on the same link.
  *
  * The library's sockets are found afterwards: this process's TCP sockets
- * (/proc/self/fd) whose local address is the endpoint's own (connections
- * it accepted) or whose remote address is a peer's published endpoint
- * (connections it made).  No other socket of the process is touched.
- * Connections appear when the first transfer with a peer starts, so the
- * sockets are looked for, now and then, for a while after each new peer's
- * first transfer.
+ * (/proc/self/fd) whose local address is the endpoint's own (its listener
+ * and the connections it accepted) or whose remote address is a peer's
+ * published endpoint (connections it made).  No other socket of the
+ * process is touched.  Connections appear around the first transfer with a
+ * peer, so the sockets are looked for, now and then, for a while after
+ * each peer's first transfer starts.
  */
 #ifndef NUMPUSH_FABRIC_TCP_FOREIGN_H
 #define NUMPUSH_FABRIC_TCP_FOREIGN_H
