@@ -1008,14 +1008,14 @@ static void ofit_cq_error(npi_fab_ep *ep)
     }
 }
 
-/* Drain the completion queue; returns how many entries it had, or a
- * negative libfabric error. */
 /* Completion-queue reads per ofit_poll (16 entries each): a peer that
  * streams without pause must not hold the progress loop from the liveness
  * checks and the caller's deadline.  Entries left stay for the next poll
  * (and make fi_trywait refuse to sleep). */
 #define OFIT_POLL_BUDGET 16
 
+/* Read the completion queue until it is empty or the budget is spent;
+ * returns how many entries were handled, or a negative libfabric error. */
 static int ofit_poll(npi_fab_ep *ep)
 {
     int total = 0;
@@ -1385,6 +1385,8 @@ static void ofit_close(npi_fab_ep *ep, int linger_ms)
      * bounce buffers they may still hold left to the process's exit. */
     if (ep->lost_peer && strstr(ep->info->fabric_attr->prov_name, "ofi_rxm")) {
         ofit_abandon(ep);
+        npi_tcp_foreign_free(ep->foreign);
+        ep->foreign = NULL;
         return;
     }
     /* Closing the endpoint makes the provider let go of every buffer; only
