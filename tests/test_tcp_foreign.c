@@ -115,6 +115,35 @@ START_TEST(only_the_endpoints_sockets)
 }
 END_TEST
 
+START_TEST(listener_alone_keeps_looking)
+{
+    /* A provider listens before any peer connects: finding the listener
+     * alone must not end the looking period, or the connection made a
+     * little later keeps the system's settings. */
+    struct sockaddr_in self_a, peer_a;
+    int self_l = listener(&self_a), peer_l = listener(&peer_a);
+    npi_tcp_foreign *t = npi_tcp_foreign_new(&self_a, sizeof(self_a), 2, WANT_SNDBUF);
+    ck_assert_ptr_nonnull(t);
+    npi_tcp_foreign_peer(t, 1, &peer_a, sizeof(peer_a));
+    npi_tcp_foreign_active(t, 1);
+    for (int i = 0; i < 15; i++) {
+        npi_tcp_foreign_poll(t);
+        usleep(6000);
+    }
+    ck_assert_int_eq(npi_tcp_foreign_tuned(t), 1);
+    int out_c, out_a;
+    connection(peer_l, &peer_a, &out_c, &out_a);
+    npi_tcp_foreign_poll(t);
+    ck_assert_int_eq(npi_tcp_foreign_tuned(t), 2);
+    ck_assert(tuned(out_c));
+    npi_tcp_foreign_free(t);
+    close(out_c);
+    close(out_a);
+    close(self_l);
+    close(peer_l);
+}
+END_TEST
+
 START_TEST(nothing_to_do)
 {
     struct sockaddr_in a = {.sin_family = AF_INET};
@@ -142,6 +171,7 @@ int main(void)
     Suite *s = suite_create("tcp_foreign");
     TCase *tc = tcase_create("tune");
     tcase_add_test(tc, only_the_endpoints_sockets);
+    tcase_add_test(tc, listener_alone_keeps_looking);
     tcase_add_test(tc, nothing_to_do);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);

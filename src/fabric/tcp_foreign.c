@@ -18,9 +18,13 @@
 
 /* How long to look for a new peer's sockets after its first transfer
  * starts (a provider connects within a round trip or two), and how often:
- * a look costs a few system calls per open descriptor. */
+ * a look costs a few system calls per open descriptor.  Once a look has
+ * found a connection (the listener does not count: it is there before any
+ * peer connects), FOREIGN_QUIET looks that find nothing more end the period
+ * early (a provider opens a connection or two per peer). */
 #define FOREIGN_LOOK_NS  (1000ull * 1000 * 1000)
 #define FOREIGN_EVERY_NS (5ull * 1000 * 1000)
+#define FOREIGN_QUIET    10
 
 struct npi_tcp_foreign {
     struct sockaddr_storage self;
@@ -29,9 +33,12 @@ struct npi_tcp_foreign {
     int npeers;
     int sndbuf;
     uint64_t look_until, next_look;
+    bool found;     /* the current period found a connection */
+    int quiet;      /* looks since it last found one */
     uint64_t *done; /* bitmap by descriptor: tuned already */
     int done_fds;   /* descriptors the bitmap covers */
     int tuned;
+    int connections; /* of the tuned sockets, the connected ones */
 };
 
 /* Copy an IP socket address; false for anything else. */
@@ -99,6 +106,8 @@ void npi_tcp_foreign_active(npi_tcp_foreign *t, int rank)
     uint64_t now = npi_now_ns();
     t->look_until = now + FOREIGN_LOOK_NS;
     t->next_look = now; /* the provider may have connected already */
+    t->found = false;
+    t->quiet = 0;
 }
 
 static bool foreign_done(npi_tcp_foreign *t, int fd)
@@ -120,22 +129,24 @@ static void foreign_mark(npi_tcp_foreign *t, int fd)
     t->done[fd / 64] |= 1ull << (fd % 64);
 }
 
-/* Is fd a TCP socket of this endpoint's? */
-static bool foreign_ours(const npi_tcp_foreign *t, int fd)
+/* Is fd a TCP socket of this endpoint's?  *connected tells a connection
+ * from the listener. */
+static bool foreign_ours(const npi_tcp_foreign *t, int fd, bool *connected)
 {
     int proto = 0;
     socklen_t l = sizeof(proto);
     if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &l) != 0 || proto != IPPROTO_TCP)
         return false;
-    struct sockaddr_storage a;
+    struct sockaddr_storage a, peer;
+    l = sizeof(peer);
+    *connected = getpeername(fd, (struct sockaddr *)&peer, &l) == 0;
     l = sizeof(a);
     if (getsockname(fd, (struct sockaddr *)&a, &l) == 0 && foreign_same(&t->self, &a))
         return true; /* the listener (accepted sockets inherit), or accepted */
-    l = sizeof(a);
-    if (getpeername(fd, (struct sockaddr *)&a, &l) != 0)
+    if (!*connected)
         return false;
     for (int i = 0; i < t->npeers; i++)
-        if (t->peer[i].ss_family && foreign_same(&t->peer[i], &a))
+        if (t->peer[i].ss_family && foreign_same(&t->peer[i], &peer))
             return true;
     return false;
 }
@@ -151,10 +162,12 @@ static void foreign_look(npi_tcp_foreign *t)
         long fd = strtol(e->d_name, &end, 10);
         if (*end || end == e->d_name || fd == dirfd(d) || foreign_done(t, (int)fd))
             continue;
-        if (foreign_ours(t, (int)fd)) {
+        bool connected = false;
+        if (foreign_ours(t, (int)fd, &connected)) {
             npi_fab_tcp_bulk_tune((int)fd, t->sndbuf);
             foreign_mark(t, (int)fd);
             t->tuned++;
+            t->connections += connected;
         }
     }
     closedir(d);
@@ -167,9 +180,16 @@ void npi_tcp_foreign_poll(npi_tcp_foreign *t)
     uint64_t now = npi_now_ns();
     if (now < t->next_look)
         return;
+    int before = t->connections;
     foreign_look(t);
     t->next_look = now + FOREIGN_EVERY_NS;
-    if (now >= t->look_until)
+    if (t->connections > before) {
+        t->found = true;
+        t->quiet = 0;
+    } else {
+        t->quiet++;
+    }
+    if (now >= t->look_until || (t->found && t->quiet >= FOREIGN_QUIET))
         t->look_until = 0;
 }
 
