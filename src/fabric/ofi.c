@@ -27,7 +27,10 @@
  *    an fi_trecv for that exact tag straight into the destination.  If the
  *    data got there first the provider holds it as unexpected; providers
  *    run their own rendezvous for large messages (rxm does), so the user's
- *    buffers are read and written in place, with no copy in numpush.
+ *    buffers are read and written in place, with no copy in numpush.  On
+ *    providers without one (net, sockets) payloads from OFIT_CTS_MIN wait
+ *    for a clear-to-send header message, which the receiver sends once its
+ *    receives are posted.
  *
  * Order: header messages from one sender carry a sequence number and are
  * delivered in it, held back if the completion queue reports them out of
@@ -98,13 +101,19 @@
  * ahead of the reply.  Smaller pieces pipeline the provider's own
  * rendezvous: 64 MiB bcast between two namespace hosts over tcp;ofi_rxm
  * took 25 ms in 16 MiB pieces and 11-12 ms in 1 MiB ones (tcp: 9-11). */
-#define OFIT_CHUNK     ((uint64_t)1 << 20)
+#define OFIT_CHUNK ((uint64_t)1 << 20)
+/* From this size, on providers that carry data over plain sockets with no
+ * rendezvous of their own (net, sockets), the sender posts the payload only
+ * once the receiver says its receives are posted (a clear-to-send header
+ * message): data that arrives before its receive is read out of the socket
+ * into a buffer of the provider's and copied again later. */
+#define OFIT_CTS_MIN   ((uint64_t)256 << 10)
 #define OFIT_DATA      ((uint64_t)1 << 63)
 #define OFIT_ID_MAX    ((uint64_t)1 << 40)
 #define OFIT_MRC       64 /* registration cache entries */
 #define OFIT_ADDR_HEAD 14
 
-enum { OFIT_K_EAGER = 1, OFIT_K_RTS, OFIT_K_PING, OFIT_K_PONG, OFIT_K_BYE };
+enum { OFIT_K_EAGER = 1, OFIT_K_RTS, OFIT_K_PING, OFIT_K_PONG, OFIT_K_BYE, OFIT_K_CTS };
 
 /* What a provider context belongs to (the field after the fi_context2). */
 enum { OFIT_OP_RX = 1, OFIT_OP_TX, OFIT_OP_CHUNK };
@@ -172,6 +181,8 @@ struct ofit_xfer {
     ofit_xfer *next, *prev; /* all transfers */
     ofit_xfer *qnext;       /* the queue of transfers waiting to post */
     bool queued;
+    bool await_cts; /* sends: the payload waits for the receiver's CTS */
+    bool cts_due;   /* receives: send a CTS once every chunk is posted */
     ofit_chunk chunk[];
 };
 
@@ -222,6 +233,7 @@ struct npi_fab_ep {
     long rejected;            /* stray header messages dropped */
     uint64_t spin_ns;         /* poll this long before sleeping; 0: sleep at once */
     bool lost_peer;           /* a peer failed without saying goodbye */
+    bool cts;                 /* large payloads wait for a clear-to-send */
     npi_tcp_foreign *foreign; /* the provider's TCP sockets, if any */
 };
 
@@ -688,6 +700,8 @@ static int ofit_xfer_post(npi_fab_ep *ep, ofit_xfer *x)
             return 0;
         }
     }
+    if (x->is_send && x->await_cts)
+        return 0; /* posted further when the CTS comes (ofit_rx_done) */
     while (x->nposted < x->nchunks) {
         int k = x->nposted;
         ofit_chunk *c = &x->chunk[k];
@@ -738,6 +752,18 @@ static int ofit_xfer_post(npi_fab_ep *ep, ofit_xfer *x)
         c->posted = true;
         x->nposted++;
         x->nlive++;
+    }
+    if (x->cts_due) {
+        /* Every receive of the payload is posted: the sender may go. */
+        ofit_tx *t = ep->tx_free;
+        if (!t)
+            return -FI_EAGAIN;
+        ep->tx_free = t->next;
+        ofit_frame(ep, t->buf, OFIT_K_CTS, x->peer, 0, 0, x->plen, x->id);
+        int rc = ofit_tx_post(ep, t, x->peer, OFIT_HEAD);
+        if (rc != 0)
+            return rc;
+        x->cts_due = false;
     }
     return 0;
 }
@@ -794,6 +820,7 @@ static np_err ofit_send(npi_fab_ep *ep, int peer, const struct iovec *iov, int i
     x->is_send = true;
     x->ctx = ctx;
     x->plen = plen;
+    x->await_cts = ep->cts && plen >= OFIT_CTS_MIN;
     x->seq = p->tx_seq++;
     memcpy(x->iov, iov, (size_t)iovcnt * sizeof(*iov));
     x->iovcnt = iovcnt;
@@ -849,6 +876,7 @@ static void ofit_deliver(npi_fab_ep *ep, int peer, ofit_rx *r)
     x->ctx = ctx;
     x->dst = dst;
     x->id = ofit_get64(h + 32);
+    x->cts_due = ep->cts && plen >= OFIT_CTS_MIN;
     ofit_enqueue(ep, x);
     if (ep->q_head == x)
         ofit_kick(ep);
@@ -892,6 +920,18 @@ static void ofit_rx_done(npi_fab_ep *ep, ofit_rx *r, size_t len)
         if (kind == OFIT_K_PING)
             ofit_control(ep, (int)peer, OFIT_K_PONG, false, NP_OK);
         ofit_repost(ep, r);
+        return;
+    } else if (kind == OFIT_K_CTS && len == OFIT_HEAD) {
+        /* The receiver posted its receives: queue the payload (progress
+         * posts it next).  None waiting: a send withdrawn since. */
+        uint64_t id = ofit_get64(h + 32);
+        ofit_repost(ep, r);
+        for (ofit_xfer *x = ep->xfers; x; x = x->next)
+            if (x->is_send && x->await_cts && x->peer == (int)peer && x->id == id) {
+                x->await_cts = false;
+                ofit_enqueue(ep, x);
+                break;
+            }
         return;
     } else if (kind == OFIT_K_EAGER) {
         ok = hlen > 0 && hlen <= NPI_FAB_HDR_MAX && plen <= OFIT_EAGER &&
@@ -1146,6 +1186,10 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
     if (fi->domain_attr->data_progress == FI_PROGRESS_MANUAL ||
         strcmp(fi->fabric_attr->prov_name, "sockets") != 0)
         ep->spin_ns = NPI_FAB_SPIN_NS;
+    /* Providers over plain sockets without a rendezvous of their own. */
+    ep->cts = strcmp(fi->fabric_attr->prov_name, "net") == 0 ||
+              strcmp(fi->fabric_attr->prov_name, "tcp") == 0 ||
+              strcmp(fi->fabric_attr->prov_name, "sockets") == 0;
     ep->iov_limit = fi->tx_attr->iov_limit ? fi->tx_attr->iov_limit : 1;
     ep->chunk = fi->ep_attr->max_msg_size < OFIT_CHUNK ? fi->ep_attr->max_msg_size : OFIT_CHUNK;
     ep->mr_needed = (fi->domain_attr->mr_mode & FI_MR_LOCAL) || ofit_mr_always();
