@@ -98,15 +98,6 @@ done:
 
 /* ------------------------------------------------------------ the family */
 
-/* Congestion control: the first of NUMPUSH_TCP_CONGESTION the kernel lets
- * this socket use.  Where the system default is BBR, it paces every burst
- * at the rate it has estimated, which traffic of many small messages keeps
- * low: between two namespace hosts here a 64 KiB broadcast took 90 us and a
- * 1 MiB one 610 us under BBR, 21-24 and 129-149 us under cubic or reno
- * (streaming bandwidth is the same under all three: iperf3 -C 1.82-1.87
- * GB/s).  Unprivileged processes may use only the kernel's allowed list
- * (reno and the default, often), hence the fallback; a refusal leaves the
- * system's choice, which still works. */
 /* NUMPUSH_TCP_SNDBUF, read when the endpoint opens (0: the kernel's). */
 static int tcp_sndbuf;
 
@@ -124,11 +115,26 @@ np_err npi_fab_tcp_sndbuf(int *out)
     return NP_OK;
 }
 
-static void tcp_congestion(int fd)
+bool npi_fab_tcp_sets_congestion(void)
 {
     const char *list = npi_config_get("NUMPUSH_TCP_CONGESTION", NULL);
-    if (!list || !*list || strcmp(list, "system") == 0)
+    return list && *list && strcmp(list, "system") != 0;
+}
+
+/* Congestion control: the first of NUMPUSH_TCP_CONGESTION the kernel lets
+ * this socket use.  Where the system default is BBR, it paces every burst
+ * at the rate it has estimated, which traffic of many small messages keeps
+ * low: between two namespace hosts here a 64 KiB broadcast took 90 us and a
+ * 1 MiB one 610 us under BBR, 21-24 and 129-149 us under cubic or reno
+ * (streaming bandwidth is the same under all three: iperf3 -C 1.82-1.87
+ * GB/s).  Unprivileged processes may use only the kernel's allowed list
+ * (reno and the default, often), hence the fallback; a refusal leaves the
+ * system's choice, which still works. */
+static void tcp_congestion(int fd)
+{
+    if (!npi_fab_tcp_sets_congestion())
         return;
+    const char *list = npi_config_get("NUMPUSH_TCP_CONGESTION", NULL);
     char name[64];
     while (*list) {
         size_t n = strcspn(list, ",");

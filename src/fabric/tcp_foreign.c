@@ -74,9 +74,7 @@ static bool foreign_same(const struct sockaddr_storage *want, const struct socka
 
 npi_tcp_foreign *npi_tcp_foreign_new(const void *self, size_t self_len, int npeers, int sndbuf)
 {
-    const char *cc = npi_config_get("NUMPUSH_TCP_CONGESTION", NULL);
-    bool keep_cc = !cc || !*cc || strcmp(cc, "system") == 0;
-    if ((keep_cc && sndbuf <= 0) || npeers <= 0)
+    if ((!npi_fab_tcp_sets_congestion() && sndbuf <= 0) || npeers <= 0)
         return NULL;
     npi_tcp_foreign *t = calloc(1, sizeof(*t));
     if (!t)

@@ -10,6 +10,7 @@
 #define NUMPUSH_FABRIC_TCP_LINK_H
 
 #include <netinet/in.h>
+#include <stdbool.h>
 
 #include <numpush/errors.h>
 
@@ -22,6 +23,10 @@ np_err npi_fab_tcp_pick_addr(struct in_addr *out);
 /* NUMPUSH_TCP_SNDBUF, checked: the send buffer of a bulk connection in
  * bytes, 0 for the kernel's autotuning. */
 np_err npi_fab_tcp_sndbuf(int *out);
+
+/* Whether NUMPUSH_TCP_CONGESTION names algorithms to set ("system", or
+ * empty, keeps the system's). */
+bool npi_fab_tcp_sets_congestion(void);
 
 /* Congestion control (NUMPUSH_TCP_CONGESTION) and send buffer (sndbuf, 0:
  * leave it) of a connected TCP socket; best effort, a refusal leaves the
