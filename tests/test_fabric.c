@@ -22,6 +22,10 @@
 #include "fabric/fabric.h"
 #include "fabric/match.h"
 #include "fab_store.h"
+#ifdef NPI_HAVE_TIPC
+#include "fabric/tipc_addr.h"
+#include <linux/tipc.h>
+#endif
 
 #include <arpa/inet.h>
 #include <inttypes.h>
@@ -424,8 +428,8 @@ static int case_death(tf_ctx *t)
     return 0;
 }
 
-/* Open a TCP connection to the listener of rank peer (its address from the
- * store) and write junk; returns the socket. */
+/* Open a connection to the listener of rank peer (its address from the
+ * store: TCP, or TIPC for tipc) and write junk; returns the socket. */
 static int tf_junk(tf_ctx *t, int peer, const void *junk, size_t n)
 {
     char key[64];
@@ -434,6 +438,9 @@ static int tf_junk(tf_ctx *t, int peer, const void *junk, size_t n)
     snprintf(key, sizeof(key), "fab.%s.%d", t->transport, peer);
     if (t->boot->ops->get(t->boot, key, addr, NPI_FAB_ADDR_MAX, &len) != NP_OK)
         return -1;
+    struct sockaddr_storage ss;
+    socklen_t ss_len = sizeof(struct sockaddr_in);
+    memset(&ss, 0, sizeof(ss));
     struct sockaddr_in sa = {.sin_family = AF_INET};
     if (strcmp(t->transport, "tcp") == 0) {
         memcpy(&sa.sin_port, addr + 2, 2);
@@ -448,6 +455,21 @@ static int tf_junk(tf_ctx *t, int peer, const void *junk, size_t n)
         if (in.sin_family != AF_INET)
             return -1;
         sa = in;
+    } else if (strcmp(t->transport, "tipc") == 0) {
+#ifdef NPI_HAVE_TIPC
+        /* tipc.c: the listener's service name, which peers connect to. */
+        npi_tipc_addr ta;
+        if (npi_tipc_addr_decode(addr, len, &ta) != NP_OK)
+            return -1;
+        struct sockaddr_tipc *st = (struct sockaddr_tipc *)&ss;
+        st->family = AF_TIPC;
+        st->addrtype = TIPC_ADDR_NAME;
+        st->addr.name.name.type = ta.type;
+        st->addr.name.name.instance = ta.instance;
+        ss_len = sizeof(*st);
+#else
+        return -1;
+#endif
     } else {
         addr[len] = 0;
         char *colon = strrchr((char *)addr, ':');
@@ -457,8 +479,10 @@ static int tf_junk(tf_ctx *t, int peer, const void *junk, size_t n)
         inet_pton(AF_INET, (char *)addr + 6, &sa.sin_addr);
         sa.sin_port = htons((uint16_t)atoi(colon + 1));
     }
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+    if (ss.ss_family == 0)
+        memcpy(&ss, &sa, sizeof(sa));
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, ss_len) != 0)
         return -1;
     if (n && write(fd, junk, n) != (ssize_t)n) {
         close(fd);

@@ -52,8 +52,8 @@ mklink() {
 }
 
 # ofi runs once per libfabric provider tested here (ofi:PROVIDER); tipc is
-# left out, since it needs a TIPC bearer on the veth pair, which kernels
-# here lack (tests/test_tipc.c says so when it skips).
+# left out: this host's kernel has no TIPC, and tests/tipc_vm.sh runs these
+# cases over a TIPC bearer on a veth pair inside a guest instead.
 transports=tcp
 grep -q '^#define NPI_HAVE_ZMQ 1' "$builddir/config.h" 2>/dev/null && transports="$transports zmq"
 grep -q '^#define NPI_HAVE_OFI 1' "$builddir/config.h" 2>/dev/null &&

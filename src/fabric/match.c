@@ -449,6 +449,11 @@ fence_only:;
         if (err != NP_OK)
             goto fail;
     }
+    /* Which transport carries the traffic between nodes is otherwise
+     * invisible; tests/tipc_vm.sh looks for this line. */
+    const char *dbg = npi_config_get("NUMPUSH_DEBUG", NULL);
+    if (dbg && atoi(dbg) > 0)
+        fprintf(stderr, "numpush: rank %d: fabric %s\n", boot->rank, ops->name);
     *out = fab;
     return NP_OK;
 fail:
