@@ -135,12 +135,25 @@ fail "root out of range on one rank of host 2: NP_ERR_MISMATCH everywhere else, 
 fail "a rank on another host killed mid-allreduce: NP_ERR_PEER on the others" kill
 fail "host 3's leader killed mid-gather: an error on every survivor of every host" kill-gather
 fail "host link down mid-allreduce: NP_ERR_PEER on every rank" link 3
-# The deaths again over ofi, whose providers see them their own way.
+fail "host 3 joins 2.5 timeouts late, alive: every rank waits and gets the right sums" late
+# The deaths again over ofi, whose providers see them their own way, and
+# a late host over zmq and ofi, whose liveness checks are their own too.
 for fab in $fabrics; do
-    case $fab in ofi-rxm) FAIL_PROVIDER="tcp;ofi_rxm" ;; ofi-net) FAIL_PROVIDER=net ;; *) continue ;; esac
+    case $fab in
+    zmq)
+        FAIL_FABRIC=zmq
+        fail "zmq: host 3 joins 2.5 timeouts late, alive: every rank waits" late
+        unset FAIL_FABRIC
+        continue
+        ;;
+    ofi-rxm) FAIL_PROVIDER="tcp;ofi_rxm" ;;
+    ofi-net) FAIL_PROVIDER=net ;;
+    *) continue ;;
+    esac
     FAIL_FABRIC=ofi
     fail "$fab: a rank on another host killed mid-allreduce: NP_ERR_PEER on the others" kill
     fail "$fab: host link down mid-allreduce: NP_ERR_PEER on every rank" link 3
+    fail "$fab: host 3 joins 2.5 timeouts late, alive: every rank waits" late
     unset FAIL_FABRIC FAIL_PROVIDER
 done
 rm -f "$log"

@@ -21,7 +21,12 @@
  * communicator is broken, every later call must fail at once, and
  * np_finalize must return within a few seconds (the rank that holds the
  * env:// store waits for ranks behind a downed link no longer than
- * NUMPUSH_TIMEOUT).
+ * NUMPUSH_TIMEOUT).  Mode "late": the third host's ranks are alive but
+ * join the second of three rounds 2.5 NUMPUSH_TIMEOUTs late (as after a
+ * long computation or a checkpoint); a round is a 64 MiB bcast from rank 0
+ * (more than the socket buffers hold, so the sender waits on a full
+ * window) and a 1 MiB allreduce.  Every rank must wait for them and get
+ * the right values, as within a node, not NP_ERR_PEER.
  * Exit 0 when that holds for this rank.
  */
 #include <numpush/numpush.h>
@@ -103,6 +108,39 @@ int main(int argc, char **argv)
          * peer that has not yet read its alarm. */
         sleep(1);
         _exit(e == NP_ERR_MISMATCH && t < 3.0 && again_ok ? 0 : 1);
+    }
+    if (strcmp(mode, "late") == 0) {
+        const char *tmo = getenv("NUMPUSH_TIMEOUT");
+        double late = 2.5 * (tmo ? atof(tmo) : 5.0);
+        bool ok = true;
+        size_t big = (size_t)64 << 20;
+        uint8_t *m = malloc(big);
+        for (int it = 0; it < 3; it++) {
+            if (it == 1 && me >= 4)
+                usleep((useconds_t)(late * 1e6));
+            double t = np_wtime();
+            for (size_t i = 0; i < big; i++)
+                m[i] = me == 0 ? (uint8_t)(i * 31 + (size_t)it) : 0;
+            e = np_bcast(m, big, NP_UINT8, 0, w);
+            bool got = e == NP_OK;
+            for (size_t i = 0; got && i < big; i++)
+                got = m[i] == (uint8_t)(i * 31 + (size_t)it);
+            printf("rank %d: bcast %d: %s, %s\n", me, it, np_errname(e),
+                   got ? "right bytes" : "WRONG");
+            ok = ok && got;
+            e = np_allreduce(a, b, count, NP_INT64, NP_SUM, w);
+            t = np_wtime() - t;
+            /* a[i] = rank + i on ranks 0..5 */
+            bool right = e == NP_OK;
+            for (size_t i = 0; right && i < count; i++)
+                right = b[i] == 15 + 6 * (int64_t)i;
+            printf("rank %d: allreduce %d: %s after %.2f s%s%s\n", me, it, np_errname(e), t,
+                   right ? ", right sums" : ", WRONG", e == NP_OK ? "" : np_last_error());
+            fflush(stdout);
+            ok = ok && right;
+        }
+        free(m);
+        _exit(ok && np_finalize() == NP_OK ? 0 : 1);
     }
     bool gather = strcmp(mode, "kill-gather") == 0;
     int64_t *all = gather && me == 0 ? malloc(6 * 65536) : NULL;

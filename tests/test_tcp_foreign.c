@@ -1,7 +1,8 @@
 /*
  * Check suite for src/fabric/tcp_foreign.c: the TCP sockets that a library
  * opened for an endpoint (here made by the test itself, as a provider
- * would) get the tcp transport's settings, and no other socket of the
+ * would) get the tcp transport's settings (congestion control, send buffer,
+ * and the bounds on noticing a dead link), and no other socket of the
  * process does.  Loopback only.
  */
 #include "config.h"
@@ -20,6 +21,10 @@
 
 /* The send buffer asked for; Linux reports twice that. */
 #define WANT_SNDBUF 98304
+/* NUMPUSH_TIMEOUT given to the tuner: unacknowledged data may wait half of
+ * it, in milliseconds. */
+#define TIMEOUT     6.0
+#define WANT_UTO_MS 3000u
 
 static int listener(struct sockaddr_in *addr)
 {
@@ -61,9 +66,21 @@ static bool congestion_is(int fd, const char *want)
     return strcmp(name, want) == 0;
 }
 
+/* Whether a dead peer host would be noticed: the user timeout and
+ * keepalives of npi_fab_tcp_live_tune. */
+static bool live_bounded(int fd)
+{
+    unsigned int uto = 0;
+    int ka = 0;
+    socklen_t l = sizeof(uto), lk = sizeof(ka);
+    ck_assert_int_eq(getsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, &l), 0);
+    ck_assert_int_eq(getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, &lk), 0);
+    return uto == WANT_UTO_MS && ka;
+}
+
 static bool tuned(int fd)
 {
-    return sndbuf(fd) == 2 * WANT_SNDBUF && congestion_is(fd, "reno");
+    return sndbuf(fd) == 2 * WANT_SNDBUF && congestion_is(fd, "reno") && live_bounded(fd);
 }
 
 START_TEST(only_the_endpoints_sockets)
@@ -79,7 +96,7 @@ START_TEST(only_the_endpoints_sockets)
     int mine[] = {self_l, in_a, out_c};
     int not_mine[] = {in_c, peer_l, out_a, other_l, other_c, other_acc};
 
-    npi_tcp_foreign *t = npi_tcp_foreign_new(&self_a, sizeof(self_a), 2, WANT_SNDBUF);
+    npi_tcp_foreign *t = npi_tcp_foreign_new(&self_a, sizeof(self_a), 2, WANT_SNDBUF, TIMEOUT);
     ck_assert_ptr_nonnull(t);
     npi_tcp_foreign_peer(t, 1, &peer_a, sizeof(peer_a));
     /* Nothing happens before a transfer starts. */
@@ -94,7 +111,7 @@ START_TEST(only_the_endpoints_sockets)
     for (size_t i = 0; i < sizeof(mine) / sizeof(mine[0]); i++)
         ck_assert_msg(tuned(mine[i]), "socket %zu of the endpoint was not tuned", i);
     for (size_t i = 0; i < sizeof(not_mine) / sizeof(not_mine[0]); i++)
-        ck_assert_msg(sndbuf(not_mine[i]) != 2 * WANT_SNDBUF,
+        ck_assert_msg(sndbuf(not_mine[i]) != 2 * WANT_SNDBUF && !live_bounded(not_mine[i]),
                       "socket %zu outside the endpoint was tuned", i);
 
     /* A connection made later, within the looking period, is found too;
@@ -122,7 +139,7 @@ START_TEST(listener_alone_keeps_looking)
      * little later keeps the system's settings. */
     struct sockaddr_in self_a, peer_a;
     int self_l = listener(&self_a), peer_l = listener(&peer_a);
-    npi_tcp_foreign *t = npi_tcp_foreign_new(&self_a, sizeof(self_a), 2, WANT_SNDBUF);
+    npi_tcp_foreign *t = npi_tcp_foreign_new(&self_a, sizeof(self_a), 2, WANT_SNDBUF, TIMEOUT);
     ck_assert_ptr_nonnull(t);
     npi_tcp_foreign_peer(t, 1, &peer_a, sizeof(peer_a));
     npi_tcp_foreign_active(t, 1);
@@ -149,11 +166,15 @@ START_TEST(nothing_to_do)
     struct sockaddr_in a = {.sin_family = AF_INET};
     /* Not an IP address (a provider addressed otherwise, verbs or efa). */
     uint8_t blob[16] = {0xff};
-    ck_assert_ptr_null(npi_tcp_foreign_new(blob, sizeof(blob), 2, WANT_SNDBUF));
-    /* Both settings left to the system. */
+    ck_assert_ptr_null(npi_tcp_foreign_new(blob, sizeof(blob), 2, WANT_SNDBUF, TIMEOUT));
+    /* Every setting left to the system. */
     setenv("NUMPUSH_TCP_CONGESTION", "system", 1);
-    ck_assert_ptr_null(npi_tcp_foreign_new(&a, sizeof(a), 2, 0));
-    npi_tcp_foreign *t = npi_tcp_foreign_new(&a, sizeof(a), 2, WANT_SNDBUF);
+    ck_assert_ptr_null(npi_tcp_foreign_new(&a, sizeof(a), 2, 0, 0));
+    npi_tcp_foreign *t = npi_tcp_foreign_new(&a, sizeof(a), 2, WANT_SNDBUF, 0);
+    ck_assert_ptr_nonnull(t);
+    npi_tcp_foreign_free(t);
+    /* The bounds on noticing a dead link alone are worth a tuner. */
+    t = npi_tcp_foreign_new(&a, sizeof(a), 2, 0, TIMEOUT);
     ck_assert_ptr_nonnull(t);
     npi_tcp_foreign_free(t);
     setenv("NUMPUSH_TCP_CONGESTION", "reno", 1);

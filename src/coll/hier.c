@@ -38,6 +38,7 @@
 
 #include "coll.h"
 #include "net.h"
+#include "shm/shm.h"
 
 struct npi_hier {
     np_comm *node; /* this rank's node-local sub-communicator (shared memory) */
@@ -234,7 +235,8 @@ static void hier_begin(hier_call *x, np_comm *c, npi_coll coll, np_dtype dt, siz
     x->g.sig.root = root;
     x->g.sig.op = op;
     x->g.who = who;
-    x->g.deadline = npi_fab_deadline(hier_fab);
+    /* Live peers are waited for (see net.c); dead ones the transport finds. */
+    x->g.deadline = npi_shm_conf.wait_timeout_ns ? npi_now_ns() + npi_shm_conf.wait_timeout_ns : 0;
     x->g.alarm = NULL;
     /* Leaders listen for a mismatch alarm during the whole call; a call
      * with one node would never need it. */

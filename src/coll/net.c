@@ -1,7 +1,11 @@
 /*
  * Messages of the algorithms between nodes: every send carries the
- * caller's collective signature in its envelope, every receive checks it,
- * and a peer that stays silent past the call's deadline counts as dead.
+ * caller's collective signature in its envelope, and every receive checks
+ * it.  A wait has no deadline of its own (MPI semantics, as within a node):
+ * a peer that computes for minutes before it joins is alive, and its
+ * transport says so (the kernel acknowledges tcp's keepalives, libzmq's
+ * thread answers heartbeats).  Dead peers and links are the transports' to
+ * find, within NUMPUSH_TIMEOUT, and fail the wait with NP_ERR_PEER.
  */
 #include "net.h"
 
@@ -115,17 +119,18 @@ np_err npi_net_alarm_late(npi_net *g, npi_fab_req **slot, int32_t why)
  * blocks in the transport, so the common path costs nothing extra. */
 #define NET_ALARM_CHECK_NS 20000000ull
 
-/* Wait for *req while watching for an alarm: as npi_fab_wait otherwise. */
+/* Wait for *req while watching for an alarm: as npi_fab_wait otherwise,
+ * until g->deadline (0: none). */
 static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
 {
     /* The transport polls briefly before it sleeps (NPI_FAB_SPIN_NS). */
     for (;;) {
         uint64_t now = npi_now_ns(), until = g->deadline;
         bool watch = g->alarm && *g->alarm;
-        if (watch && now + NET_ALARM_CHECK_NS < until)
+        if (watch && (until == 0 || now + NET_ALARM_CHECK_NS < until))
             until = now + NET_ALARM_CHECK_NS;
         np_err err = npi_fab_wait(g->fab, req, until, st);
-        if (err != NP_ERR_TIMEOUT || until >= g->deadline)
+        if (err != NP_ERR_TIMEOUT || (g->deadline && until >= g->deadline))
             return err;
         bool done = false;
         npi_fab_status ast;
@@ -150,12 +155,11 @@ np_err npi_net_wait(npi_net *g, npi_fab_req **req)
     int peer = -1;
     np_err err = net_wait_watch(g, req, &st);
     if (err == NP_ERR_TIMEOUT) {
-        /* A link that went down leaves TCP retransmitting for minutes; the
-         * collective's deadline is what turns that silence into an error. */
+        /* Only NUMPUSH_WAIT_TIMEOUT ends a wait for live peers. */
         npi_fab_cancel(g->fab, req);
-        return npi_error(NP_ERR_PEER,
-                         "%s: no progress with the other nodes within NUMPUSH_TIMEOUT (peer dead "
-                         "or link down)",
+        return npi_error(NP_ERR_TIMEOUT,
+                         "%s: the other nodes are alive but did not come within "
+                         "NUMPUSH_WAIT_TIMEOUT",
                          g->who);
     }
     peer = st.source;

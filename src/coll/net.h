@@ -11,8 +11,11 @@
  * naming both calls instead of overrunning a buffer.
  *
  * All functions are blocking and return NP_OK, NP_ERR_MISMATCH, NP_ERR_PEER
- * (a participant died, its link went down, or it said nothing within
- * NUMPUSH_TIMEOUT), NP_ERR_PROTOCOL or NP_ERR_NOMEM.
+ * (the transport found a participant dead or its link down, which each
+ * transport does within NUMPUSH_TIMEOUT), NP_ERR_TIMEOUT (a live
+ * participant did not come within NUMPUSH_WAIT_TIMEOUT, when that is set),
+ * NP_ERR_PROTOCOL or NP_ERR_NOMEM.  A live participant that joins late, say
+ * after a minute of its own work, is waited for, as within a node.
  */
 #ifndef NUMPUSH_COLL_NET_H
 #define NUMPUSH_COLL_NET_H
@@ -29,7 +32,7 @@ typedef struct npi_net {
     int32_t tagbase;     /* the call's sequence number, shifted; steps are added */
     npi_coll_sig sig;    /* the caller's call, carried by and checked on every message */
     const char *who;     /* "np_bcast" ... for messages */
-    uint64_t deadline;   /* npi_now_ns() time by which a silent peer counts as dead */
+    uint64_t deadline;   /* npi_now_ns() time to give up on live peers (0: never) */
     npi_fab_req **alarm; /* where the posted receive of a mismatch alarm is kept, or NULL */
     int32_t *alarm_why;  /* where that alarm's reason lands */
 } npi_net;

@@ -40,12 +40,16 @@
  * Failure: RDM endpoints have no connections to lose, so three things stand
  * in for them.  A completion error on a send to a peer (a refused or reset
  * connection underneath) fails the peer.  A peer that closes or drops us
- * says so with a BYE header.  And while anything is in flight with a peer,
- * it is pinged every tenth of NUMPUSH_TIMEOUT; a peer that answers nothing
- * for 0.6 of the timeout is declared gone with NP_ERR_PEER, before the
- * caller's deadline.  The price is that a peer which stays out of numpush
- * that long while a transfer with it is under way is taken for dead, which
- * is what the timeout means elsewhere too.
+ * says so with a BYE header.  And while anything is in flight with a quiet
+ * peer, it gets a heartbeat every tenth of NUMPUSH_TIMEOUT, sent with a
+ * completion: a heartbeat that has not left within 0.6 of the timeout (the
+ * provider could not hand it to the peer's host) fails the peer with
+ * NP_ERR_PEER.  Whether the peer answers does not count: a live peer may
+ * compute for minutes before it joins a call, and must not be taken for
+ * dead.  Over libfabric's TCP providers the kernel then decides whether the
+ * peer's host is there, so their sockets get the tcp transport's bounds on
+ * noticing a dead link (tcp_foreign.h); a connection the kernel aborted
+ * makes the provider fail or hold every later send, heartbeats included.
  *
  * Progress: fi_cq_read, then sleep on the CQ's wait fd.  With a provider
  * that moves data only inside fi_cq_read (FI_PROGRESS_MANUAL: rxm), a wait
@@ -144,6 +148,7 @@ typedef struct ofit_tx {
     struct fi_context2 fctx;
     int op;
     int peer;
+    bool probe;           /* a heartbeat whose completion ofit_liveness waits for */
     struct ofit_tx *next; /* free list */
     uint8_t *buf;
 } ofit_tx;
@@ -196,7 +201,10 @@ typedef struct ofit_peer {
     ofit_rx *held; /* header messages that arrived early */
     int busy;      /* transfers under way with this peer */
     uint64_t heard_ns, pinged_ns;
-    bool said_bye; /* it ended the connection itself */
+    uint64_t probe_ns; /* when the heartbeat under way was due; 0: none */
+    bool probe_posted; /* the provider took it (else it is offered again) */
+    bool proven;       /* a message came from it or a send to it completed */
+    bool said_bye;     /* it ended the connection itself */
 } ofit_peer;
 
 struct npi_fab_ep {
@@ -578,7 +586,10 @@ static int ofit_tx_post(npi_fab_ep *ep, ofit_tx *t, int peer, size_t len)
     ofit_peer *p = &ep->peers[peer];
     t->peer = peer;
     int rc;
-    if (len <= ep->inject) {
+    /* Until the path to the peer is proven (ofit_liveness), sends ask for a
+     * completion, which is the proof: a rank that only ever sends to a
+     * peer, as around a ring, has no other. */
+    if (len <= ep->inject && p->proven) {
         rc = (int)fi_tinject(ep->ep, t->buf, len, p->fa, 0);
         if (rc == 0) {
             t->next = ep->tx_free;
@@ -904,6 +915,7 @@ static void ofit_rx_done(npi_fab_ep *ep, ofit_rx *r, size_t len)
         return;
     }
     p->heard_ns = npi_now_ns();
+    p->proven = true;
     int kind = h[3];
     size_t hlen = h[4];
     uint64_t plen = ofit_get64(h + 24);
@@ -984,6 +996,8 @@ static void ofit_chunk_done(npi_fab_ep *ep, ofit_chunk *c, np_err err)
     x->nlive--;
     if (err != NP_OK && x->err == NP_OK)
         x->err = err;
+    if (err == NP_OK)
+        ep->peers[peer].proven = true;
     if (!x->reported) {
         if (err == NP_OK)
             ep->peers[peer].heard_ns = npi_now_ns();
@@ -1008,6 +1022,12 @@ static void ofit_completion(npi_fab_ep *ep, void *op_ctx, size_t len)
         ofit_rx_done(ep, op_ctx, len);
     } else if (op == OFIT_OP_TX) {
         ofit_tx *t = op_ctx;
+        if (t->probe) {
+            t->probe = false;
+            ep->peers[t->peer].probe_ns = 0; /* the path to the peer's host works */
+            ep->peers[t->peer].probe_posted = false;
+        }
+        ep->peers[t->peer].proven = true;
         t->next = ep->tx_free;
         ep->tx_free = t;
     } else {
@@ -1027,6 +1047,11 @@ static void ofit_cq_error(npi_fab_ep *ep)
             ofit_repost(ep, r); /* an oversized stray message */
     } else if (op == OFIT_OP_TX) {
         ofit_tx *t = e.op_context;
+        if (t->probe) {
+            t->probe = false;
+            ep->peers[t->peer].probe_ns = 0;
+            ep->peers[t->peer].probe_posted = false;
+        }
         t->next = ep->tx_free;
         ep->tx_free = t;
         if (e.err != FI_ECANCELED) {
@@ -1078,29 +1103,75 @@ static int ofit_poll(npi_fab_ep *ep)
     return total;
 }
 
-/* Ping quiet peers with transfers under way; give up on silent ones. */
+/* Offer peer's due heartbeat to the provider, never injected: its
+ * completion is the proof that the provider handed it to the peer's host (a
+ * socket's kernel, an RDMA adapter), which holds whether or not the peer's
+ * process is in numpush.  A provider that refuses it for now (no
+ * connection: rxm answers -FI_EAGAIN while it cannot reach a dead peer) is
+ * asked again at the next look; the clock runs from when it was due. */
+static void ofit_heartbeat(npi_fab_ep *ep, int peer)
+{
+    ofit_tx *t = ep->tx_free;
+    ofit_peer *p = &ep->peers[peer];
+    if (!t || !p->known)
+        return;
+    ep->tx_free = t->next;
+    ofit_frame(ep, t->buf, OFIT_K_PING, peer, 0, 0, 0, NP_OK);
+    t->buf[5] = 0; /* not ordered: acted on when it arrives */
+    t->peer = peer;
+    t->probe = true;
+    if (fi_tsend(ep->ep, t->buf, OFIT_HEAD, ep->pool_desc, p->fa, 0, t) != 0) {
+        t->probe = false;
+        t->next = ep->tx_free;
+        ep->tx_free = t;
+        return;
+    }
+    p->probe_posted = true;
+}
+
+/* Whether progress watches peer's liveness: transfers with it are under
+ * way, or messages went either way before.  The second matters because a
+ * receive the matching layer has posted is not known here until its header
+ * comes: a rank waiting in a ring for its left neighbour, which died, has
+ * nothing under way with it. */
+static bool ofit_watched(const ofit_peer *p)
+{
+    return p->known && p->err == NP_OK && (p->busy > 0 || p->tx_seq > 0 || p->rx_seq > 0);
+}
+
+/* Heartbeats to quiet watched peers while this rank waits in progress;
+ * give up on a peer whose heartbeat cannot leave. */
 static void ofit_liveness(npi_fab_ep *ep)
 {
     uint64_t now = npi_now_ns();
     for (int i = 0; i < ep->attr.size; i++) {
         ofit_peer *p = &ep->peers[i];
-        if (p->busy <= 0 || p->err != NP_OK)
+        if (!ofit_watched(p))
             continue;
-        if (now - p->heard_ns > ep->dead_ns) {
-            npi_error(NP_ERR_PEER, "ofi: rank %d answered nothing for %.1f s", i,
-                      (now - p->heard_ns) / 1e9);
+        /* Before any message has gone either way the provider may still be
+         * connecting, which takes the peer's own progress: a peer that has
+         * not yet called into numpush holds every send, heartbeats too, and
+         * must not be taken for dead for that. */
+        if (p->probe_ns && p->proven && now - p->probe_ns > ep->dead_ns) {
+            npi_error(NP_ERR_PEER,
+                      "ofi: a heartbeat to rank %d has not left in %.1f s (it died, or its "
+                      "host or the link to it is down)",
+                      i, (now - p->probe_ns) / 1e9);
             ofit_fail(ep, i, NP_ERR_PEER, true);
-        } else if (now - p->heard_ns > ep->hb_ns && now - p->pinged_ns > ep->hb_ns) {
-            p->pinged_ns = now;
-            ofit_control(ep, i, OFIT_K_PING, false, NP_OK);
+        } else if (p->probe_ns && !p->probe_posted) {
+            ofit_heartbeat(ep, i);
+        } else if (!p->probe_ns && now - p->heard_ns > ep->hb_ns &&
+                   now - p->pinged_ns > ep->hb_ns) {
+            p->probe_ns = p->pinged_ns = now;
+            ofit_heartbeat(ep, i);
         }
     }
 }
 
-static bool ofit_any_busy(npi_fab_ep *ep)
+static bool ofit_any_watched(npi_fab_ep *ep)
 {
     for (int i = 0; i < ep->attr.size; i++)
-        if (ep->peers[i].busy > 0 && ep->peers[i].err == NP_OK)
+        if (ofit_watched(&ep->peers[i]))
             return true;
     return false;
 }
@@ -1130,9 +1201,9 @@ static np_err ofit_progress(npi_fab_ep *ep, int timeout_ms)
             sched_yield();
             continue;
         }
-        /* Sleep no longer than a heartbeat while transfers are under way. */
+        /* Sleep no longer than a heartbeat while peers are watched. */
         long ms = until ? (long)((until - now + 999999) / 1000000) : 1000;
-        if (ofit_any_busy(ep) && ms > (long)(ep->hb_ns / 1000000))
+        if (ofit_any_watched(ep) && ms > (long)(ep->hb_ns / 1000000))
             ms = (long)(ep->hb_ns / 1000000) + 1;
         if (ep->wait_fd >= 0) {
             struct fid *f = &ep->cq->fid;
@@ -1246,7 +1317,8 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
         err = npi_fab_tcp_sndbuf(&sndbuf);
         if (err != NP_OK)
             goto fail;
-        ep->foreign = npi_tcp_foreign_new(ep->name + OFIT_ADDR_HEAD, nlen, attr->size, sndbuf);
+        ep->foreign =
+            npi_tcp_foreign_new(ep->name + OFIT_ADDR_HEAD, nlen, attr->size, sndbuf, attr->timeout);
     }
     if (ep->mr_needed) {
         what = "registering the bounce buffers";

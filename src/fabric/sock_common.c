@@ -82,6 +82,7 @@ typedef struct sk_conn {
     socklen_t addr_len;
     uint64_t cookie; /* the peer listener's cookie, sent in our hello */
     sk_send *sq_head, *sq_tail;
+    bool watch_acks; /* bytes written since the kernel last had all acknowledged */
     /* Receive side. */
     int rx_state;
     uint8_t *stage;
@@ -114,7 +115,8 @@ struct npi_fab_ep {
     struct pollfd *pfd;
     int *pfd_peer; /* which peer each pollfd is (-1 listener, -2 pending) */
     size_t pfd_cap;
-    long rejected; /* stray connections closed */
+    long rejected;          /* stray connections closed */
+    uint64_t next_ack_look; /* when sk_watch_acks looks next */
 };
 
 /* ------------------------------------------------------------ wire helpers */
@@ -320,6 +322,8 @@ static void sk_flush(npi_fab_ep *ep, int peer)
                 return;
             }
         }
+        if (w > 0)
+            c->watch_acks = true;
         /* Advance through the queue by the bytes written, completing whole
          * messages. */
         size_t left = (size_t)w;
@@ -637,8 +641,59 @@ static int sk_poll_once(void *arg, int timeout_ms)
     return poll(ps->pfd, ps->n, timeout_ms);
 }
 
+/* How often sk_watch_acks looks, while a connection has bytes out. */
+#define SK_ACK_LOOK_NS (100ull * 1000 * 1000)
+
+/*
+ * A peer's host that vanished (link down, no RST) must be noticed within
+ * NUMPUSH_TIMEOUT.  On an idle connection the keepalives that tune set do
+ * it; with data out, the family's stalled() asks the kernel whether any
+ * acknowledgement came lately.  TCP_USER_TIMEOUT would do that too, but
+ * since Linux 5.11 it also aborts a connection whose window stays closed
+ * that long: a live receiver that joins a 64 MiB broadcast a few seconds
+ * late (its buffers full meanwhile) would be taken for dead.  Its kernel
+ * answers the zero-window probes, which stalled() counts as alive.
+ */
+static void sk_watch_acks(npi_fab_ep *ep)
+{
+    if (!ep->fam->stalled)
+        return;
+    uint64_t now = npi_now_ns();
+    if (now < ep->next_ack_look)
+        return;
+    ep->next_ack_look = now + SK_ACK_LOOK_NS;
+    for (int i = 0; i < ep->attr.size; i++) {
+        sk_conn *c = &ep->conns[i];
+        if (!c->watch_acks || c->state != SK_CONN_READY || c->fd < 0)
+            continue;
+        int s = ep->fam->stalled(c->fd, ep->attr.timeout);
+        if (s == 0 && !c->sq_head) {
+            c->watch_acks = false; /* all out and acknowledged */
+        } else if (s == 1) {
+            npi_error(NP_ERR_PEER,
+                      "%s: rank %d's host acknowledged nothing for %.1f s (link down or host "
+                      "gone)",
+                      ep->fam->name, i, ep->attr.timeout / 2);
+            sk_fail(ep, i, NP_ERR_PEER);
+        }
+    }
+}
+
+static bool sk_any_watched(const npi_fab_ep *ep)
+{
+    if (!ep->fam->stalled)
+        return false;
+    for (int i = 0; i < ep->attr.size; i++)
+        if (ep->conns[i].watch_acks && ep->conns[i].state == SK_CONN_READY)
+            return true;
+    return false;
+}
+
 np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
 {
+    /* Wake in time for the next look at the acknowledgements. */
+    if ((timeout_ms < 0 || timeout_ms > 100) && sk_any_watched(ep))
+        timeout_ms = 100;
     size_t need = 1 + (size_t)ep->attr.size;
     for (sk_pending *p = ep->pending; p; p = p->next)
         need++;
@@ -717,6 +772,7 @@ np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
             pp = &p->next;
         }
     }
+    sk_watch_acks(ep);
     return NP_OK;
 }
 

@@ -37,6 +37,12 @@ typedef struct npi_sk_family {
                      uint64_t *cookie);
     /* A printable form of an address, for messages. */
     void (*describe)(const struct sockaddr_storage *sa, char *buf, size_t cap);
+    /* Optional (NULL: the family's own supervision suffices).  Whether the
+     * peer's host still acknowledges what was sent on the connection fd:
+     * 1 when data (or a zero-window probe) has waited longer than half of
+     * timeout for any acknowledgement, so the host is gone; 0 when all
+     * that was sent is acknowledged; -1 while acknowledgements come. */
+    int (*stalled)(int fd, double timeout);
 } npi_sk_family;
 
 /* Little-endian helpers for wire formats. */

@@ -7,8 +7,9 @@
  * particular to TCP/IPv4: which address to listen on (NUMPUSH_TCP_IF), how
  * that address is published (16 bytes: family tag 4, reserved, port and
  * IPv4 address in network order, then the listener's cookie), and socket
- * options (TCP_NODELAY; TCP_USER_TIMEOUT and keepalives, which make a peer
- * whose host vanished show as NP_ERR_PEER within the timeout).
+ * options (TCP_NODELAY, keepalives), and how a connection whose peer host
+ * vanished is told from one whose peer is merely busy (tcp_stalled): both
+ * make a vanished host show as NP_ERR_PEER within the timeout.
  */
 #include "config.h"
 
@@ -150,24 +151,13 @@ static void tcp_congestion(int fd)
     }
 }
 
+static void tcp_keepalive(int fd, double timeout);
+
 static void tcp_tune(int fd, double timeout)
 {
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    /* A peer whose host vanished (link down, namespace gone) sends no RST;
-     * unacknowledged data (TCP_USER_TIMEOUT) and keepalive probes then bound
-     * how long a survivor waits.  Both take half of NUMPUSH_TIMEOUT, so the
-     * survivor reports NP_ERR_PEER before its own deadline passes. */
-    unsigned int uto = (unsigned int)(timeout * 500);
-    if (uto < 1000)
-        uto = 1000;
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
-    int idle = timeout >= 8 ? (int)(timeout / 4) : 1;
-    int intvl = 1, cnt = 3;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+    tcp_keepalive(fd, timeout);
     npi_fab_tcp_bulk_tune(fd, tcp_sndbuf);
     /* A large receive buffer lets a peer's burst land while this rank is
      * busy elsewhere; the send buffer stays small (NUMPUSH_TCP_SNDBUF):
@@ -178,6 +168,57 @@ static void tcp_tune(int fd, double timeout)
      * 256 KiB; bcast 64 MiB 11.1-11.4 against 11.9-12.7 ms). */
     int buf = 4 << 20;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
+}
+
+/* Half of NUMPUSH_TIMEOUT, in milliseconds, at least a second: how long
+ * sent data may wait for an acknowledgement before its host counts as
+ * gone, so that the survivor reports NP_ERR_PEER within the timeout. */
+static unsigned int tcp_ack_limit_ms(double timeout)
+{
+    unsigned int ms = (unsigned int)(timeout * 500);
+    return ms < 1000 ? 1000 : ms;
+}
+
+/* Keepalive probes on an idle connection: a host that vanished (link down,
+ * namespace gone) sends no RST, and these end the connection within about
+ * NUMPUSH_TIMEOUT.  The peer's kernel answers them, whatever its process
+ * is doing. */
+static void tcp_keepalive(int fd, double timeout)
+{
+    int one = 1;
+    int idle = timeout >= 8 ? (int)(timeout / 4) : 1;
+    int intvl = 1, cnt = timeout >= 8 ? 3 : 2;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
+
+void npi_fab_tcp_live_tune(int fd, double timeout)
+{
+    /* A library's connection is not watched by sk_watch_acks, so the
+     * kernel bounds unacknowledged data itself (TCP_USER_TIMEOUT).  That
+     * also ends a connection whose window stays closed as long; libzmq
+     * reads everything into its own queues, and ofi sends large payloads
+     * only once their receive is posted, so neither leaves a window shut. */
+    unsigned int uto = tcp_ack_limit_ms(timeout);
+    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
+    tcp_keepalive(fd, timeout);
+}
+
+/* sock_common's stalled slot: see sock_common.h.  tcpi_last_ack_recv is
+ * the time since any acknowledgement came, zero-window probes' answers
+ * included, so a live receiver with a full buffer is not taken for gone. */
+static int tcp_stalled(int fd, double timeout)
+{
+    struct tcp_info ti;
+    socklen_t l = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0)
+        return -1;
+    if (ti.tcpi_unacked == 0 && ti.tcpi_probes == 0)
+        return 0;
+    return ti.tcpi_last_ack_recv > tcp_ack_limit_ms(timeout) ? 1 : -1;
 }
 
 void npi_fab_tcp_bulk_tune(int fd, int sndbuf)
@@ -246,6 +287,7 @@ static const npi_sk_family tcp_family = {
     .encode = tcp_encode,
     .decode = tcp_decode,
     .describe = tcp_describe,
+    .stalled = tcp_stalled,
 };
 
 static np_err tcp_probe(void)

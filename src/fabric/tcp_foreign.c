@@ -32,6 +32,7 @@ struct npi_tcp_foreign {
     bool *active;                  /* a transfer with the rank has started */
     int npeers;
     int sndbuf;
+    double timeout; /* NUMPUSH_TIMEOUT for npi_fab_tcp_live_tune, 0: none */
     uint64_t look_until, next_look;
     bool found;     /* the current period found a connection */
     int quiet;      /* looks since it last found one */
@@ -72,9 +73,10 @@ static bool foreign_same(const struct sockaddr_storage *want, const struct socka
             memcmp(&w->sin6_addr, &g->sin6_addr, sizeof(g->sin6_addr)) == 0);
 }
 
-npi_tcp_foreign *npi_tcp_foreign_new(const void *self, size_t self_len, int npeers, int sndbuf)
+npi_tcp_foreign *npi_tcp_foreign_new(const void *self, size_t self_len, int npeers, int sndbuf,
+                                     double timeout)
 {
-    if ((!npi_fab_tcp_sets_congestion() && sndbuf <= 0) || npeers <= 0)
+    if ((!npi_fab_tcp_sets_congestion() && sndbuf <= 0 && timeout <= 0) || npeers <= 0)
         return NULL;
     npi_tcp_foreign *t = calloc(1, sizeof(*t));
     if (!t)
@@ -87,6 +89,7 @@ npi_tcp_foreign *npi_tcp_foreign_new(const void *self, size_t self_len, int npee
     }
     t->npeers = npeers;
     t->sndbuf = sndbuf;
+    t->timeout = timeout;
     return t;
 }
 
@@ -163,6 +166,8 @@ static void foreign_look(npi_tcp_foreign *t)
         bool connected = false;
         if (foreign_ours(t, (int)fd, &connected)) {
             npi_fab_tcp_bulk_tune((int)fd, t->sndbuf);
+            if (t->timeout > 0)
+                npi_fab_tcp_live_tune((int)fd, t->timeout);
             foreign_mark(t, (int)fd);
             t->tuned++;
             t->connections += connected;

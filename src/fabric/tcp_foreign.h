@@ -8,6 +8,10 @@
  * over `net` and zmq moved 1-64 MiB at a third to a quarter of tcp's rate
  * on the same link.
  *
+ * They also get the tcp transport's bounds on how long a dead link goes
+ * unnoticed (TCP_USER_TIMEOUT, keepalives): without them a library's
+ * connection to a host whose link went down retransmits for many minutes.
+ *
  * The library's sockets are found afterwards: this process's TCP sockets
  * (/proc/self/fd) whose local address is the endpoint's own (its listener
  * and the connections it accepted) or whose remote address is a peer's
@@ -26,11 +30,14 @@ typedef struct npi_tcp_foreign npi_tcp_foreign;
 
 /* A tuner for the sockets of an endpoint whose address is self (a struct
  * sockaddr_in or sockaddr_in6, as libfabric's FI_SOCKADDR* formats give it)
- * and whose peers are npeers ranks; sndbuf as npi_fab_tcp_sndbuf gave it.
- * NULL when self is no IP address, when there is nothing to set
- * (NUMPUSH_TCP_CONGESTION "system", sndbuf 0) or without memory: then
- * nothing is tuned, which costs only speed. */
-npi_tcp_foreign *npi_tcp_foreign_new(const void *self, size_t self_len, int npeers, int sndbuf);
+ * and whose peers are npeers ranks; sndbuf as npi_fab_tcp_sndbuf gave it;
+ * timeout (NUMPUSH_TIMEOUT, seconds; 0: none) bounds how long a vanished
+ * peer host goes unnoticed (npi_fab_tcp_live_tune), so the library reports
+ * a dead link as an error.  NULL when self is no IP address, when there is
+ * nothing to set (NUMPUSH_TCP_CONGESTION "system", sndbuf 0, timeout 0) or
+ * without memory: then nothing is tuned. */
+npi_tcp_foreign *npi_tcp_foreign_new(const void *self, size_t self_len, int npeers, int sndbuf,
+                                     double timeout);
 
 /* Peer rank's published endpoint address (same format as self). */
 void npi_tcp_foreign_peer(npi_tcp_foreign *t, int rank, const void *addr, size_t len);

@@ -33,4 +33,12 @@ bool npi_fab_tcp_sets_congestion(void);
  * system's choice.  Works on a socket already carrying data. */
 void npi_fab_tcp_bulk_tune(int fd, int sndbuf);
 
+/* How long a connection to a host that vanished (link down, no RST) goes
+ * unnoticed: TCP_USER_TIMEOUT on unacknowledged data and keepalive probes
+ * on an idle connection, both within about half of timeout (NUMPUSH_TIMEOUT,
+ * seconds), after which the kernel aborts the connection.  The peer's
+ * kernel answers both, so a live peer that stays out of numpush for
+ * minutes is not taken for dead. */
+void npi_fab_tcp_live_tune(int fd, double timeout);
+
 #endif

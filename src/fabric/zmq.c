@@ -166,7 +166,7 @@ static np_err zq_open(const npi_fab_attr *attr, npi_fab_ep **out)
     if (err != NP_OK)
         goto fail;
     if (zq_sockaddr(ep->addr, &self))
-        ep->foreign = npi_tcp_foreign_new(&self, sizeof(self), attr->size, sndbuf);
+        ep->foreign = npi_tcp_foreign_new(&self, sizeof(self), attr->size, sndbuf, attr->timeout);
     *out = ep;
     return NP_OK;
 fail:
