@@ -125,9 +125,13 @@ kill_rank() {
     say "$name ($(($(date +%s) - t)) s): exit $rc"
 }
 
-# No 2 nodes x 2 ranks run: there, test_coll's split communicators of
-# non-leaders (ranks 1 and 3) sometimes wait on each other until
-# NUMPUSH_TIMEOUT in this slow guest, over tcp as over tipc.
+# No 2 nodes x 2 ranks run yet: in this slow guest, test_coll's split
+# communicator of non-leaders (ranks 1 and 3) failed there, over tcp as over
+# tipc.  The cause, since fixed and tested on the host under load by
+# tests/coll_netns.sh: the lower rank sent its connection's hello only at
+# its first progress, which came after NUMPUSH_TIMEOUT, and the peer had
+# dropped the silent connection by then; and a collective gave up on live
+# peers after NUMPUSH_TIMEOUT.  Not yet run again in the guest.
 run "tipc unit tests (test_tipc)" 60 "$T/test_tipc"
 # test_fabric's 5 s NUMPUSH_TIMEOUT assumes a machine at full speed: in an
 # emulated guest that shares the host with other tests, filling the huge

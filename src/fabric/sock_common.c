@@ -52,6 +52,9 @@
 #define SK_HELLO_LEN   16
 #define SK_HELLO_MAGIC 0x4e505448u /* "NPTH" */
 #define SK_WRITEV_MAX  64
+/* How long connect waits for a connection to be made before it leaves the
+ * rest to progress (npi_sk_connect says why it waits at all). */
+#define SK_CONNECT_WAIT_MS 200
 
 /* A queued send: frame head + caller's header and payload pieces. */
 typedef struct sk_send {
@@ -82,7 +85,8 @@ typedef struct sk_conn {
     socklen_t addr_len;
     uint64_t cookie; /* the peer listener's cookie, sent in our hello */
     sk_send *sq_head, *sq_tail;
-    bool watch_acks; /* bytes written since the kernel last had all acknowledged */
+    bool watch_acks;   /* bytes written since the kernel last had all acknowledged */
+    uint64_t watch_ns; /* when watch_acks was last set */
     /* Receive side. */
     int rx_state;
     uint8_t *stage;
@@ -118,6 +122,9 @@ struct npi_fab_ep {
     long rejected;          /* stray connections closed */
     uint64_t next_ack_look; /* when sk_watch_acks looks next */
 };
+
+struct npi_fab_ep;
+static void sk_connected(struct npi_fab_ep *ep, int peer);
 
 /* ------------------------------------------------------------ wire helpers */
 
@@ -284,6 +291,15 @@ np_err npi_sk_connect(npi_fab_ep *ep, int peer, const void *addr, size_t len)
     h->iovcnt = 2;
     h->ctx = NULL;
     c->sq_head = c->sq_tail = h;
+    /* Send the hello now if the connection is made at once (the peer's
+     * kernel completes it from the listener's backlog).  Otherwise it goes
+     * at this rank's first progress call, which may come much later: a
+     * rank that talks to this peer only on some split communicator calls
+     * progress with it only then, and the peer drops a connection that has
+     * not said hello within NUMPUSH_TIMEOUT as a stray one. */
+    struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+    if (poll(&pfd, 1, SK_CONNECT_WAIT_MS) == 1)
+        sk_connected(ep, peer);
     return NP_OK;
 }
 
@@ -322,8 +338,10 @@ static void sk_flush(npi_fab_ep *ep, int peer)
                 return;
             }
         }
-        if (w > 0)
+        if (w > 0 && !c->watch_acks) {
             c->watch_acks = true;
+            c->watch_ns = npi_now_ns();
+        }
         /* Advance through the queue by the bytes written, completing whole
          * messages. */
         size_t left = (size_t)w;
@@ -652,28 +670,34 @@ static int sk_poll_once(void *arg, int timeout_ms)
  * since Linux 5.11 it also aborts a connection whose window stays closed
  * that long: a live receiver that joins a 64 MiB broadcast a few seconds
  * late (its buffers full meanwhile) would be taken for dead.  Its kernel
- * answers the zero-window probes, which stalled() counts as alive.
+ * answers the zero-window probes, which unacked_ms() counts as alive.  The
+ * silence must also outlast the wait itself: a connection idle for a minute
+ * last heard an acknowledgement a minute ago, and the first bytes written
+ * after that have not had a round trip yet.
  */
 static void sk_watch_acks(npi_fab_ep *ep)
 {
-    if (!ep->fam->stalled)
+    if (!ep->fam->unacked_ms)
         return;
     uint64_t now = npi_now_ns();
     if (now < ep->next_ack_look)
         return;
     ep->next_ack_look = now + SK_ACK_LOOK_NS;
+    /* Half of NUMPUSH_TIMEOUT, at least a second. */
+    double limit_ms = ep->attr.timeout * 500 < 1000 ? 1000 : ep->attr.timeout * 500;
     for (int i = 0; i < ep->attr.size; i++) {
         sk_conn *c = &ep->conns[i];
         if (!c->watch_acks || c->state != SK_CONN_READY || c->fd < 0)
             continue;
-        int s = ep->fam->stalled(c->fd, ep->attr.timeout);
-        if (s == 0 && !c->sq_head) {
-            c->watch_acks = false; /* all out and acknowledged */
-        } else if (s == 1) {
+        long ms = ep->fam->unacked_ms(c->fd);
+        if (ms < 0) {
+            if (!c->sq_head)
+                c->watch_acks = false; /* all out and acknowledged */
+        } else if ((double)ms > limit_ms && (double)(now - c->watch_ns) / 1e6 > limit_ms) {
             npi_error(NP_ERR_PEER,
                       "%s: rank %d's host acknowledged nothing for %.1f s (link down or host "
                       "gone)",
-                      ep->fam->name, i, ep->attr.timeout / 2);
+                      ep->fam->name, i, (double)ms / 1e3);
             sk_fail(ep, i, NP_ERR_PEER);
         }
     }
@@ -681,7 +705,7 @@ static void sk_watch_acks(npi_fab_ep *ep)
 
 static bool sk_any_watched(const npi_fab_ep *ep)
 {
-    if (!ep->fam->stalled)
+    if (!ep->fam->unacked_ms)
         return false;
     for (int i = 0; i < ep->attr.size; i++)
         if (ep->conns[i].watch_acks && ep->conns[i].state == SK_CONN_READY)

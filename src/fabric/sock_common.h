@@ -39,10 +39,10 @@ typedef struct npi_sk_family {
     void (*describe)(const struct sockaddr_storage *sa, char *buf, size_t cap);
     /* Optional (NULL: the family's own supervision suffices).  Whether the
      * peer's host still acknowledges what was sent on the connection fd:
-     * 1 when data (or a zero-window probe) has waited longer than half of
-     * timeout for any acknowledgement, so the host is gone; 0 when all
-     * that was sent is acknowledged; -1 while acknowledgements come. */
-    int (*stalled)(int fd, double timeout);
+     * -1 when everything sent is acknowledged and no zero-window probe is
+     * unanswered, else the milliseconds since the host last acknowledged
+     * anything (sock_common.c's sk_watch_acks decides what is too long). */
+    long (*unacked_ms)(int fd);
 } npi_sk_family;
 
 /* Little-endian helpers for wire formats. */

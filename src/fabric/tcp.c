@@ -206,10 +206,10 @@ void npi_fab_tcp_live_tune(int fd, double timeout)
     tcp_keepalive(fd, timeout);
 }
 
-/* sock_common's stalled slot: see sock_common.h.  tcpi_last_ack_recv is
+/* sock_common's unacked_ms slot: see sock_common.h.  tcpi_last_ack_recv is
  * the time since any acknowledgement came, zero-window probes' answers
  * included, so a live receiver with a full buffer is not taken for gone. */
-static int tcp_stalled(int fd, double timeout)
+static long tcp_unacked_ms(int fd)
 {
     struct tcp_info ti;
     socklen_t l = sizeof(ti);
@@ -217,8 +217,8 @@ static int tcp_stalled(int fd, double timeout)
     if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0)
         return -1;
     if (ti.tcpi_unacked == 0 && ti.tcpi_probes == 0)
-        return 0;
-    return ti.tcpi_last_ack_recv > tcp_ack_limit_ms(timeout) ? 1 : -1;
+        return -1;
+    return (long)ti.tcpi_last_ack_recv;
 }
 
 void npi_fab_tcp_bulk_tune(int fd, int sndbuf)
@@ -287,7 +287,7 @@ static const npi_sk_family tcp_family = {
     .encode = tcp_encode,
     .decode = tcp_decode,
     .describe = tcp_describe,
-    .stalled = tcp_stalled,
+    .unacked_ms = tcp_unacked_ms,
 };
 
 static np_err tcp_probe(void)
