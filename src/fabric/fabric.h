@@ -239,4 +239,14 @@ const npi_fab_ops *npi_fab_find(const char *name);
  * polls once.  Returns poll_once's last result. */
 int npi_fab_poll_spin(int (*poll_once)(void *arg, int timeout_ms), void *arg, int timeout_ms);
 
+/* How long sent data may wait for any acknowledgement from the peer's host
+ * before the host counts as gone: half of NUMPUSH_TIMEOUT (timeout, in
+ * seconds), at least a second, in milliseconds, so that the survivor
+ * reports NP_ERR_PEER within the timeout. */
+static inline unsigned int npi_fab_ack_limit_ms(double timeout)
+{
+    unsigned int ms = (unsigned int)(timeout * 500);
+    return ms < 1000 ? 1000 : ms;
+}
+
 #endif

@@ -40,11 +40,11 @@
  * Failure: RDM endpoints have no connections to lose, so three things stand
  * in for them.  A completion error on a send to a peer (a refused or reset
  * connection underneath) fails the peer.  A peer that closes or drops us
- * says so with a BYE header.  And while anything is in flight with a quiet
- * peer, it gets a heartbeat every tenth of NUMPUSH_TIMEOUT, sent with a
- * completion: a heartbeat that has not left within 0.6 of the timeout (the
- * provider could not hand it to the peer's host) fails the peer with
- * NP_ERR_PEER.  Whether the peer answers does not count: a live peer may
+ * says so with a BYE header.  And while this rank waits, every quiet peer
+ * it has exchanged messages with gets a heartbeat every tenth of
+ * NUMPUSH_TIMEOUT, sent with a completion: a heartbeat that has not left
+ * within 0.6 of the timeout (the provider could not hand it to the peer's
+ * host) fails the peer with NP_ERR_PEER.  Whether the peer answers does not count: a live peer may
  * compute for minutes before it joins a call, and must not be taken for
  * dead.  Over libfabric's TCP providers the kernel then decides whether the
  * peer's host is there, so their sockets get the tcp transport's bounds on
@@ -1015,21 +1015,27 @@ static void ofit_chunk_done(npi_fab_ep *ep, ofit_chunk *c, np_err err)
         ofit_fail(ep, peer, e, true);
 }
 
+/* A send slot the provider has finished with, well or not: back to the free
+ * list; a heartbeat's ends its peer's wait for one (ofit_liveness). */
+static void ofit_tx_done(npi_fab_ep *ep, ofit_tx *t)
+{
+    if (t->probe) {
+        t->probe = false;
+        ep->peers[t->peer].probe_ns = 0;
+        ep->peers[t->peer].probe_posted = false;
+    }
+    t->next = ep->tx_free;
+    ep->tx_free = t;
+}
+
 static void ofit_completion(npi_fab_ep *ep, void *op_ctx, size_t len)
 {
     int op = *(int *)((uint8_t *)op_ctx + sizeof(struct fi_context2));
     if (op == OFIT_OP_RX) {
         ofit_rx_done(ep, op_ctx, len);
     } else if (op == OFIT_OP_TX) {
-        ofit_tx *t = op_ctx;
-        if (t->probe) {
-            t->probe = false;
-            ep->peers[t->peer].probe_ns = 0; /* the path to the peer's host works */
-            ep->peers[t->peer].probe_posted = false;
-        }
-        ep->peers[t->peer].proven = true;
-        t->next = ep->tx_free;
-        ep->tx_free = t;
+        ofit_tx_done(ep, op_ctx);
+        ep->peers[((ofit_tx *)op_ctx)->peer].proven = true;
     } else {
         ofit_chunk_done(ep, op_ctx, NP_OK);
     }
@@ -1047,13 +1053,7 @@ static void ofit_cq_error(npi_fab_ep *ep)
             ofit_repost(ep, r); /* an oversized stray message */
     } else if (op == OFIT_OP_TX) {
         ofit_tx *t = e.op_context;
-        if (t->probe) {
-            t->probe = false;
-            ep->peers[t->peer].probe_ns = 0;
-            ep->peers[t->peer].probe_posted = false;
-        }
-        t->next = ep->tx_free;
-        ep->tx_free = t;
+        ofit_tx_done(ep, t);
         if (e.err != FI_ECANCELED) {
             npi_error(NP_ERR_PEER, "ofi: sending to rank %d: %s", t->peer, fi_strerror(e.err));
             ofit_fail(ep, t->peer, NP_ERR_PEER, false);

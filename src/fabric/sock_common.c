@@ -123,8 +123,7 @@ struct npi_fab_ep {
     uint64_t next_ack_look; /* when sk_watch_acks looks next */
 };
 
-struct npi_fab_ep;
-static void sk_connected(struct npi_fab_ep *ep, int peer);
+static void sk_connected(npi_fab_ep *ep, int peer);
 
 /* ------------------------------------------------------------ wire helpers */
 
@@ -660,12 +659,12 @@ static int sk_poll_once(void *arg, int timeout_ms)
 }
 
 /* How often sk_watch_acks looks, while a connection has bytes out. */
-#define SK_ACK_LOOK_NS (100ull * 1000 * 1000)
+#define SK_ACK_LOOK_MS 100
 
 /*
  * A peer's host that vanished (link down, no RST) must be noticed within
  * NUMPUSH_TIMEOUT.  On an idle connection the keepalives that tune set do
- * it; with data out, the family's stalled() asks the kernel whether any
+ * it; with data out, the family's unacked_ms() asks the kernel whether any
  * acknowledgement came lately.  TCP_USER_TIMEOUT would do that too, but
  * since Linux 5.11 it also aborts a connection whose window stays closed
  * that long: a live receiver that joins a 64 MiB broadcast a few seconds
@@ -682,9 +681,8 @@ static void sk_watch_acks(npi_fab_ep *ep)
     uint64_t now = npi_now_ns();
     if (now < ep->next_ack_look)
         return;
-    ep->next_ack_look = now + SK_ACK_LOOK_NS;
-    /* Half of NUMPUSH_TIMEOUT, at least a second. */
-    double limit_ms = ep->attr.timeout * 500 < 1000 ? 1000 : ep->attr.timeout * 500;
+    ep->next_ack_look = now + (uint64_t)SK_ACK_LOOK_MS * 1000000;
+    double limit_ms = npi_fab_ack_limit_ms(ep->attr.timeout);
     for (int i = 0; i < ep->attr.size; i++) {
         sk_conn *c = &ep->conns[i];
         if (!c->watch_acks || c->state != SK_CONN_READY || c->fd < 0)
@@ -703,21 +701,8 @@ static void sk_watch_acks(npi_fab_ep *ep)
     }
 }
 
-static bool sk_any_watched(const npi_fab_ep *ep)
-{
-    if (!ep->fam->unacked_ms)
-        return false;
-    for (int i = 0; i < ep->attr.size; i++)
-        if (ep->conns[i].watch_acks && ep->conns[i].state == SK_CONN_READY)
-            return true;
-    return false;
-}
-
 np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
 {
-    /* Wake in time for the next look at the acknowledgements. */
-    if ((timeout_ms < 0 || timeout_ms > 100) && sk_any_watched(ep))
-        timeout_ms = 100;
     size_t need = 1 + (size_t)ep->attr.size;
     for (sk_pending *p = ep->pending; p; p = p->next)
         need++;
@@ -746,6 +731,10 @@ np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
             ev = POLLOUT;
         ep->pfd[n] = (struct pollfd){.fd = c->fd, .events = ev};
         ep->pfd_peer[n++] = i;
+        /* Wake in time for sk_watch_acks's next look. */
+        if (c->watch_acks && c->state == SK_CONN_READY && ep->fam->unacked_ms &&
+            (timeout_ms < 0 || timeout_ms > SK_ACK_LOOK_MS))
+            timeout_ms = SK_ACK_LOOK_MS;
     }
     for (sk_pending *p = ep->pending; p; p = p->next) {
         ep->pfd[n] = (struct pollfd){.fd = p->fd, .events = POLLIN};

@@ -8,7 +8,7 @@
  * that address is published (16 bytes: family tag 4, reserved, port and
  * IPv4 address in network order, then the listener's cookie), and socket
  * options (TCP_NODELAY, keepalives), and how a connection whose peer host
- * vanished is told from one whose peer is merely busy (tcp_stalled): both
+ * vanished is told from one whose peer is merely busy (tcp_unacked_ms): both
  * make a vanished host show as NP_ERR_PEER within the timeout.
  */
 #include "config.h"
@@ -151,7 +151,20 @@ static void tcp_congestion(int fd)
     }
 }
 
-static void tcp_keepalive(int fd, double timeout);
+/* Keepalive probes on an idle connection: a host that vanished (link down,
+ * namespace gone) sends no RST, and these end the connection within about
+ * NUMPUSH_TIMEOUT.  The peer's kernel answers them, whatever its process
+ * is doing. */
+static void tcp_keepalive(int fd, double timeout)
+{
+    int one = 1;
+    int idle = timeout >= 8 ? (int)(timeout / 4) : 1;
+    int intvl = 1, cnt = timeout >= 8 ? 3 : 2;
+    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
+}
 
 static void tcp_tune(int fd, double timeout)
 {
@@ -170,30 +183,6 @@ static void tcp_tune(int fd, double timeout)
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof(buf));
 }
 
-/* Half of NUMPUSH_TIMEOUT, in milliseconds, at least a second: how long
- * sent data may wait for an acknowledgement before its host counts as
- * gone, so that the survivor reports NP_ERR_PEER within the timeout. */
-static unsigned int tcp_ack_limit_ms(double timeout)
-{
-    unsigned int ms = (unsigned int)(timeout * 500);
-    return ms < 1000 ? 1000 : ms;
-}
-
-/* Keepalive probes on an idle connection: a host that vanished (link down,
- * namespace gone) sends no RST, and these end the connection within about
- * NUMPUSH_TIMEOUT.  The peer's kernel answers them, whatever its process
- * is doing. */
-static void tcp_keepalive(int fd, double timeout)
-{
-    int one = 1;
-    int idle = timeout >= 8 ? (int)(timeout / 4) : 1;
-    int intvl = 1, cnt = timeout >= 8 ? 3 : 2;
-    setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-}
-
 void npi_fab_tcp_live_tune(int fd, double timeout)
 {
     /* A library's connection is not watched by sk_watch_acks, so the
@@ -201,7 +190,7 @@ void npi_fab_tcp_live_tune(int fd, double timeout)
      * also ends a connection whose window stays closed as long; libzmq
      * reads everything into its own queues, and ofi sends large payloads
      * only once their receive is posted, so neither leaves a window shut. */
-    unsigned int uto = tcp_ack_limit_ms(timeout);
+    unsigned int uto = npi_fab_ack_limit_ms(timeout);
     setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &uto, sizeof(uto));
     tcp_keepalive(fd, timeout);
 }
