@@ -37,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 #define COMM 7u
@@ -583,6 +584,47 @@ static int case_timeout(tf_ctx *t)
     return 0;
 }
 
+/* Sleep ns without calling into the fabric. */
+static void tf_nap(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
+                          .tv_nsec = (long)(ns % 1000000000ull)};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The lower rank, which makes the connection, makes no fabric call for
+ * 3 timeouts after opening; the higher one makes none for half a timeout
+ * (so that it does not accept while the connecting rank still waits at
+ * open), then keeps progressing.  Then they talk.  A transport must not
+ * take a peer that is merely busy before its first word for a stranger:
+ * this failed over tipc, whose connection is completed only by the peer's
+ * accept, when the hello went out at the connecting rank's first progress
+ * call and the acceptor dropped the silent connection after a timeout.
+ * (tf_rank opens this case's fabric with a 1 s timeout.) */
+static int case_idle(tf_ctx *t)
+{
+    int rank = t->rank;
+    npi_fab_status st;
+    char msg[8];
+    if (rank == 0) {
+        tf_nap(3000000000ull);
+        OK(npi_fab_send(t->fab, 1, COMM, 1, "awake", 6));
+        OK(npi_fab_recv(t->fab, 1, COMM, 2, msg, sizeof(msg), &st));
+        CHECK(strcmp(msg, "fine") == 0, "reply corrupt");
+    } else {
+        tf_nap(500000000ull);
+        uint64_t until = npi_now_ns() + 2500000000ull;
+        while (npi_now_ns() < until)
+            npi_fab_progress(t->fab, 10);
+        CHECK(npi_fab_peer_state(t->fab, 0) == NP_OK, "rank 0 marked failed while idle");
+        OK(npi_fab_recv(t->fab, 0, COMM, 1, msg, sizeof(msg), &st));
+        CHECK(strcmp(msg, "awake") == 0, "message corrupt");
+        OK(npi_fab_send(t->fab, 0, COMM, 2, "fine", 5));
+    }
+    return 0;
+}
+
 /* Across network namespaces only (the script sets NPF_LINK for rank 0):
  * rank 0 takes its end of the link down while waiting for rank 1, which is
  * alive but now unreachable.  No FIN or RST can arrive, so the survivor must
@@ -627,12 +669,15 @@ typedef struct tf_case {
     int seconds; /* the parent's deadline */
 } tf_case;
 
+/* One case per line. */
+/* clang-format off */
 static const tf_case tf_cases[] = {
     {"ordering", case_ordering, 3, 30},
     {"unexpected", case_unexpected, 2, 20},
     {"zero", case_zero, 2, 20},
     {"many", case_many, 3, 40},
     {"timeout", case_timeout, 2, 20},
+    {"idle", case_idle, 2, 20},
     {"garbage", case_garbage, 2, 20},
     {"protocol", case_protocol, 3, 20},
     {"death", case_death, 2, 20},
@@ -642,6 +687,7 @@ static const tf_case tf_cases[] = {
     {"midway", case_midway, 2, 30},
     {"midway-cancel", case_midway_cancel, 2, 30},
 };
+/* clang-format on */
 
 /* ------------------------------------------------------------ driver */
 
@@ -663,6 +709,8 @@ static int tf_rank(const char *transport, const tf_case *c, const char *dir, int
     }
     npi_error_set_rank(rank);
     tf_ctx t = {.boot = &boot, .rank = rank, .size = size, .transport = transport};
+    if (c->fn == case_idle)
+        setenv("NUMPUSH_TIMEOUT", "1", 1);
     np_err e = npi_fab_open(&boot, transport, true, &t.fab);
     if (e != NP_OK) {
         fprintf(stderr, "rank %d: npi_fab_open(%s): %s: %s\n", rank, transport, np_errname(e),

@@ -7,9 +7,10 @@
 # every library they load.  The guest (tests/tipc_vm_init.sh) loads tipc
 # and runs: tipc's unit tests, the fabric conformance suite over tipc
 # (test_tipc_conformance, which must run, not skip), test_coll over tipc
-# between 2 and 3 nodes, a rank killed mid-allreduce (NP_ERR_PEER on the
-# survivors), and, between two network namespaces that are two TIPC nodes
-# joined by a veth bearer, the fabric cases and test_coll again.  Each
+# between 2 and 3 nodes with 1 and 2 ranks per node, a rank killed
+# mid-allreduce (NP_ERR_PEER on the survivors), and, between two network
+# namespaces that are two TIPC nodes joined by a veth bearer, the fabric
+# cases and test_coll again.  Each
 # guest test prints "NPVM: NAME: exit RC"; this passes only if the guest
 # reached its end and all of them exited 0.  Skips (77) with the reason
 # where the guest cannot be built, and where this kernel has AF_TIPC itself
@@ -21,7 +22,7 @@ B=${NUMPUSH_BUILDDIR:-$(pwd)}
 S=${NUMPUSH_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
 KDIR=${NUMPUSH_VM_KERNEL:-/var/cache/numpush/vm-kernel}
 # Seconds the guest may take, boot to power-off.
-LIMIT=${NUMPUSH_VM_TIMEOUT:-220}
+LIMIT=${NUMPUSH_VM_TIMEOUT:-360}
 
 skip() {
     echo "SKIP: tipc_vm: $*"

@@ -125,14 +125,6 @@ kill_rank() {
     say "$name ($(($(date +%s) - t)) s): exit $rc"
 }
 
-# No 2 nodes x 2 ranks run: in this slow guest, test_coll's split
-# communicator of non-leaders (ranks 1 and 3) fails there over tipc, rank 1
-# finding rank 3 gone when they first talk.  Over tcp the same failure had
-# two causes, both fixed and tested on the host under load by
-# tests/coll_netns.sh (the hello now goes out at connect; collectives wait
-# for live peers); over tipc it remains, cause not found.  A TIPC
-# connection is completed only by the peer's accept, in its progress,
-# which is the first suspect.
 run "tipc unit tests (test_tipc)" 60 "$T/test_tipc"
 # test_fabric's 5 s NUMPUSH_TIMEOUT assumes a machine at full speed: in an
 # emulated guest that shares the host with other tests, filling the huge
@@ -142,6 +134,9 @@ export NUMPUSH_TIMEOUT
 run "fabric conformance over tipc (test_tipc_conformance)" 170 "$T/test_tipc_conformance"
 coll "test_coll --quick over tipc, 2 nodes x 1 rank" 2 1
 coll "test_coll --quick over tipc, 3 nodes x 1 rank" 3 1
+# Two ranks per node: the non-leaders first talk on a split communicator,
+# long after their connection was requested (fabric case "idle").
+coll "test_coll --quick over tipc, 2 nodes x 2 ranks" 4 2
 kill_rank "a rank killed mid-allreduce over tipc, 3 nodes x 2 ranks: NP_ERR_PEER"
 
 # Two TIPC nodes: network namespaces na and nb joined by a veth pair
@@ -200,7 +195,7 @@ fabric_link() {
 if two_nodes; then
     say "two TIPC nodes joined by a veth pair: exit 0"
     NODES_NS="na nb" ROOT_IP=198.18.7.1
-    fabric_link zero ordering unexpected many garbage timeout death
+    fabric_link zero ordering unexpected many garbage timeout idle death
     coll "test_coll --quick over a TIPC link, 2 nodes x 1 rank" 2 1
     # Last: the link stays down.
     fabric_link linkdown

@@ -110,6 +110,8 @@ enum { MATCH_SEND = 1, MATCH_RECV, MATCH_UNEX };
 /* Payloads below this are copied at the end rather than redirected: the
  * copy costs less than a scan of the transport's connections. */
 #define MATCH_REDIRECT_MIN (64 * 1024)
+/* Room for a transport's sentence on why a peer is gone. */
+#define MATCH_WHY_LEN 256
 
 enum { MATCH_POSTED, MATCH_ACTIVE, MATCH_DONE };
 
@@ -153,6 +155,9 @@ struct npi_fab {
     uint64_t *tx_seq; /* next sequence number to each peer */
     uint64_t *rx_seq; /* next sequence number expected from each peer */
     np_err *peer_err; /* NP_OK, or why the peer is gone */
+    /* The transport's own words for why, kept for every later error about
+     * that peer: "rank 3 is gone" alone sends the user to the logs. */
+    char (*peer_why)[MATCH_WHY_LEN];
     npi_fab_req *posted_head, *posted_tail;
     match_unex *unex_head, *unex_tail;
 };
@@ -320,8 +325,16 @@ static void match_send_done(void *arg, void *ctx, np_err err)
 static void match_peer_error(void *arg, int peer, np_err err)
 {
     npi_fab *fab = arg;
-    if (fab->peer_err[peer] == NP_OK)
+    if (fab->peer_err[peer] == NP_OK) {
         fab->peer_err[peer] = err;
+        /* Transports record the cause with npi_error just before they
+         * report it here; its "rank R: " prefix is this rank's own. */
+        const char *why = np_last_error();
+        int skip = 0;
+        if (sscanf(why, "rank %*d: %n", &skip) == 0 && skip > 0)
+            why += skip;
+        snprintf(fab->peer_why[peer], MATCH_WHY_LEN, "%s", *why ? why : np_errname(err));
+    }
     /* Receives that can only be satisfied by this peer fail now; so do
      * wildcard ones, as in MPI's fault-tolerance proposal (ULFM), because a
      * wildcard receive that waits for a dead rank would otherwise hang. */
@@ -334,7 +347,7 @@ static void match_peer_error(void *arg, int peer, np_err err)
             match_complete(r, npi_error(err,
                                         "fabric: rank %d is gone (%s) while a receive from "
                                         "rank %d (tag %d) was pending",
-                                        peer, np_errname(err), r->peer, r->tag));
+                                        peer, fab->peer_why[peer], r->peer, r->tag));
         }
         r = next;
     }
@@ -393,7 +406,8 @@ np_err npi_fab_open(npi_boot *boot, const char *transport, bool participate, npi
         fab->tx_seq = calloc(boot->size, sizeof(uint64_t));
         fab->rx_seq = calloc(boot->size, sizeof(uint64_t));
         fab->peer_err = calloc(boot->size, sizeof(np_err));
-        if (!fab->tx_seq || !fab->rx_seq || !fab->peer_err) {
+        fab->peer_why = calloc(boot->size, sizeof(*fab->peer_why));
+        if (!fab->tx_seq || !fab->rx_seq || !fab->peer_err || !fab->peer_why) {
             err = npi_error(NP_ERR_NOMEM, "fabric: no memory");
             goto fence_only;
         }
@@ -443,6 +457,8 @@ fence_only:;
         np_err gerr = boot->ops->get(boot, key, addr, sizeof(addr), &len);
         if (gerr != NP_OK) {
             fab->peer_err[p] = NP_ERR_PEER;
+            snprintf(fab->peer_why[p], MATCH_WHY_LEN,
+                     "it published no %s address: it left or failed before the fence", ops->name);
             continue;
         }
         err = ops->connect(fab->ep, p, addr, len);
@@ -463,6 +479,7 @@ fail:
         free(fab->tx_seq);
         free(fab->rx_seq);
         free(fab->peer_err);
+        free(fab->peer_why);
         free(fab);
     }
     return err;
@@ -491,6 +508,7 @@ void npi_fab_close(npi_fab **pfab, int linger_ms)
     free(fab->tx_seq);
     free(fab->rx_seq);
     free(fab->peer_err);
+    free(fab->peer_why);
     free(fab);
 }
 
@@ -574,7 +592,7 @@ np_err npi_fab_isend_env(npi_fab *fab, int peer, const npi_envelope *env, const 
         return npi_error(NP_ERR_NULL, "%s: NULL buffer with %zu bytes", who, bytes);
     if (fab->peer_err[peer] != NP_OK)
         return npi_error(fab->peer_err[peer], "%s: rank %d is gone (%s)", who, peer,
-                         np_errname(fab->peer_err[peer]));
+                         fab->peer_why[peer]);
     npi_fab_req *r = calloc(1, sizeof(*r));
     if (!r)
         return npi_error(NP_ERR_NOMEM, "%s: no memory", who);
@@ -701,7 +719,7 @@ np_err npi_fab_irecv(npi_fab *fab, int peer, uint64_t comm_id, int tag, void *bu
         *req = NULL;
         free(r);
         return npi_error(fab->peer_err[peer], "%s: rank %d is gone (%s)", who, peer,
-                         np_errname(fab->peer_err[peer]));
+                         fab->peer_why[peer]);
     }
     r->state = MATCH_POSTED;
     MATCH_APPEND(&fab->posted_head, &fab->posted_tail, r);

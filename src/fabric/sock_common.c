@@ -97,11 +97,19 @@ typedef struct sk_conn {
     void *rx_ctx;
 } sk_conn;
 
+/* Accepted sockets that have not said who they are yet, beyond one per
+ * peer, that the endpoint keeps before it closes the oldest: a silent
+ * stranger costs a descriptor, so strangers are bounded by number.  Never
+ * by age: a peer's hello may come arbitrarily late (a rank sends it at its
+ * first progress call when its connection was not made at once, and it
+ * may have no fabric traffic for minutes), and a real peer's connection
+ * dropped for lateness is a job that fails for nothing. */
+#define SK_STRANGERS_MAX 64
+
 /* An accepted socket that has not said who it is yet. */
 typedef struct sk_pending {
     struct sk_pending *next;
     int fd;
-    uint64_t since_ns;
     uint8_t hello[SK_HELLO_LEN];
     size_t got;
 } sk_pending;
@@ -114,8 +122,9 @@ struct npi_fab_ep {
     struct sockaddr_storage laddr; /* as getsockname reports it */
     socklen_t laddr_len;
     uint64_t cookie;
-    sk_conn *conns; /* per peer */
-    sk_pending *pending;
+    sk_conn *conns;      /* per peer */
+    sk_pending *pending; /* newest first */
+    int npending;
     struct pollfd *pfd;
     int *pfd_peer; /* which peer each pollfd is (-1 listener, -2 pending) */
     size_t pfd_cap;
@@ -259,7 +268,26 @@ np_err npi_sk_connect(npi_fab_ep *ep, int peer, const void *addr, size_t len)
     if (c->fd < 0)
         return npi_error(NP_ERR_SYSTEM, "%s: socket: %s", ep->fam->name, strerror(errno));
     ep->fam->tune(c->fd, ep->attr.timeout);
-    if (connect(c->fd, (struct sockaddr *)&c->addr, c->addr_len) != 0 && errno != EINPROGRESS) {
+    /* The hello: magic, this rank, the cookie from the peer's address. */
+    uint8_t hello[SK_HELLO_LEN];
+    npi_sk_put32(hello, SK_HELLO_MAGIC);
+    npi_sk_put32(hello + 4, (uint32_t)ep->attr.rank);
+    npi_sk_put64(hello + 8, c->cookie);
+    int rc;
+    if (ep->fam->hello_in_request) {
+        struct iovec iov = {.iov_base = hello, .iov_len = sizeof(hello)};
+        struct msghdr m = {
+            .msg_name = &c->addr, .msg_namelen = c->addr_len, .msg_iov = &iov, .msg_iovlen = 1};
+        ssize_t w = sendmsg(c->fd, &m, MSG_NOSIGNAL | MSG_DONTWAIT);
+        rc = w == (ssize_t)sizeof(hello) ? 0 : -1;
+        if (w >= 0 && rc != 0)
+            errno = EPROTO; /* a request that took only part of 16 bytes */
+    } else {
+        rc = connect(c->fd, (struct sockaddr *)&c->addr, c->addr_len);
+        if (rc != 0 && errno == EINPROGRESS)
+            rc = 0;
+    }
+    if (rc != 0) {
         char a[128];
         int e = errno;
         ep->fam->describe(&c->addr, a, sizeof(a));
@@ -269,33 +297,33 @@ np_err npi_sk_connect(npi_fab_ep *ep, int peer, const void *addr, size_t len)
         return NP_OK;
     }
     c->state = SK_CONN_CONNECTING;
-    /* The hello is the first thing on the stream; queue it as a send with
-     * no owner so that it goes out, in order, with everything else. */
-    sk_send *h = calloc(1, sizeof(*h));
-    if (!h)
-        return npi_error(NP_ERR_NOMEM, "%s: no memory", ep->fam->name);
-    npi_sk_put32(h->head, SK_HELLO_MAGIC);
-    npi_sk_put32(h->head + 4, (uint32_t)ep->attr.rank);
-    h->iov[0].iov_base = h->head;
-    h->iov[0].iov_len = 8;
-    /* The cookie follows in a small heap block owned by the hello. */
-    uint8_t *cookie = malloc(8);
-    if (!cookie) {
-        free(h);
-        return npi_error(NP_ERR_NOMEM, "%s: no memory", ep->fam->name);
+    if (!ep->fam->hello_in_request) {
+        /* The hello is the first thing on the stream; queue it as a send
+         * with no owner so that it goes out, in order, with everything
+         * else.  The cookie follows in a small heap block it owns. */
+        sk_send *h = calloc(1, sizeof(*h));
+        uint8_t *cookie = malloc(8);
+        if (!h || !cookie) {
+            free(h);
+            free(cookie);
+            return npi_error(NP_ERR_NOMEM, "%s: no memory", ep->fam->name);
+        }
+        memcpy(h->head, hello, 8);
+        memcpy(cookie, hello + 8, 8);
+        h->iov[0].iov_base = h->head;
+        h->iov[0].iov_len = 8;
+        h->iov[1].iov_base = cookie;
+        h->iov[1].iov_len = 8;
+        h->iovcnt = 2;
+        h->ctx = NULL;
+        c->sq_head = c->sq_tail = h;
     }
-    npi_sk_put64(cookie, c->cookie);
-    h->iov[1].iov_base = cookie;
-    h->iov[1].iov_len = 8;
-    h->iovcnt = 2;
-    h->ctx = NULL;
-    c->sq_head = c->sq_tail = h;
     /* Send the hello now if the connection is made at once (the peer's
-     * kernel completes it from the listener's backlog).  Otherwise it goes
-     * at this rank's first progress call, which may come much later: a
-     * rank that talks to this peer only on some split communicator calls
-     * progress with it only then, and the peer drops a connection that has
-     * not said hello within NUMPUSH_TIMEOUT as a stray one. */
+     * kernel completes it from the listener's backlog), rather than at
+     * this rank's first progress call, which may come much later: a rank
+     * that talks to this peer only on some split communicator calls
+     * progress with it only then.  Until the hello arrives the peer cannot
+     * tell this connection from a stranger's, nor see this rank die. */
     struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
     if (poll(&pfd, 1, SK_CONNECT_WAIT_MS) == 1)
         sk_connected(ep, peer);
@@ -589,9 +617,18 @@ static void sk_accept(npi_fab_ep *ep)
             return;
         }
         p->fd = fd;
-        p->since_ns = npi_now_ns();
         p->next = ep->pending;
         ep->pending = p;
+        if (++ep->npending > ep->attr.size + SK_STRANGERS_MAX) {
+            sk_pending **oldest = &ep->pending;
+            while ((*oldest)->next)
+                oldest = &(*oldest)->next;
+            ep->rejected++;
+            close((*oldest)->fd);
+            free(*oldest);
+            *oldest = NULL;
+            ep->npending--;
+        }
     }
 }
 
@@ -768,19 +805,13 @@ np_err npi_sk_progress(npi_fab_ep *ep, int timeout_ms)
     }
     /* Hellos: poll told us which pending sockets are readable, but the list
      * may have grown since; trying each is cheap (they are rare). */
-    uint64_t now = npi_now_ns();
     sk_pending **pp = &ep->pending;
     while (*pp) {
         sk_pending *p = *pp;
         sk_pending *next = p->next;
-        bool stale = now > p->since_ns + (uint64_t)(ep->attr.timeout * 1e9);
-        if (stale) {
-            ep->rejected++;
-            close(p->fd);
-            free(p);
+        if (sk_hello(ep, p)) {
             *pp = next;
-        } else if (sk_hello(ep, p)) {
-            *pp = next;
+            ep->npending--;
         } else {
             pp = &p->next;
         }

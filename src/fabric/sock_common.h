@@ -11,6 +11,7 @@
 #ifndef NUMPUSH_FABRIC_SOCK_COMMON_H
 #define NUMPUSH_FABRIC_SOCK_COMMON_H
 
+#include <stdbool.h>
 #include <sys/socket.h>
 
 #include "fabric.h"
@@ -43,6 +44,13 @@ typedef struct npi_sk_family {
      * unanswered, else the milliseconds since the host last acknowledged
      * anything (sock_common.c's sk_watch_acks decides what is too long). */
     long (*unacked_ms)(int fd);
+    /* Whether a connection request can carry data (TIPC's implied connect:
+     * sendmsg to an address on an unconnected socket).  The hello then
+     * travels in the request itself, so the peer knows who connected as
+     * soon as it accepts, which for TIPC is also what completes the
+     * connection; otherwise the hello is written once the connection is
+     * made. */
+    bool hello_in_request;
 } npi_sk_family;
 
 /* Little-endian helpers for wire formats. */

@@ -165,6 +165,10 @@ static const npi_sk_family tp_family = {
     .encode = tp_encode,
     .decode = tp_decode,
     .describe = tp_describe,
+    /* A TIPC connection is complete only when the peer's process accepts
+     * it, which it does in its own progress, perhaps much later; the hello
+     * in the request reaches it with the connection. */
+    .hello_in_request = true,
 };
 
 /* ------------------------------------------------------------ ops */
