@@ -514,6 +514,10 @@ static void sk_read(npi_fab_ep *ep, int peer)
 {
     sk_conn *c = &ep->conns[peer];
     int budget = SK_READ_BUDGET;
+    /* A recv that returned less than it asked for emptied the socket: the
+     * next would most likely say EAGAIN, a system call per message wasted
+     * on the latency path.  Whatever comes later, poll reports. */
+    bool drained = false;
     for (;;) {
         if (c->state != SK_CONN_READY)
             return;
@@ -529,13 +533,14 @@ static void sk_read(npi_fab_ep *ep, int peer)
                 c->rx_left -= n;
             }
             if (c->rx_left > 0 && c->rx_left >= SK_DIRECT_MIN && c->dst) {
-                if (budget-- == 0)
+                if (drained || budget-- == 0)
                     return;
                 size_t want = c->rx_left > (1u << 30) ? (1u << 30) : (size_t)c->rx_left;
                 ssize_t r = recv(c->fd, c->dst, want, MSG_DONTWAIT);
                 if (r > 0) {
                     c->dst += r;
                     c->rx_left -= (uint64_t)r;
+                    drained = (size_t)r < want;
                     continue;
                 }
                 if (r == 0)
@@ -584,11 +589,13 @@ static void sk_read(npi_fab_ep *ep, int peer)
             c->slen -= c->spos;
             c->spos = 0;
         }
-        if (budget-- == 0)
+        if (drained || budget-- == 0)
             return;
-        ssize_t r = recv(c->fd, c->stage + c->slen, SK_STAGE - c->slen, MSG_DONTWAIT);
+        size_t room = SK_STAGE - c->slen;
+        ssize_t r = recv(c->fd, c->stage + c->slen, room, MSG_DONTWAIT);
         if (r > 0) {
             c->slen += (size_t)r;
+            drained = (size_t)r < room;
             continue;
         }
         if (r == 0)
