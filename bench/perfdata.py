@@ -46,20 +46,52 @@ def is_python(system):
 
 
 def load(path):
-    """Rows of a results.csv (or of the results.csv in a directory)."""
+    """Rows of a results.csv (or of the results.csv in a directory), one per
+    (system, collective, ranks, bytes, mode).  A point measured in several
+    rounds (bench/run --repeat) becomes one row whose avg_us and max_us are
+    the medians of its rounds, with "rounds" saying how many there were and
+    "low"/"high" the fastest and slowest round's avg_us."""
     if os.path.isdir(path):
         path = os.path.join(path, "results.csv")
-    rows = []
+    seen = {}
     with open(path, newline="") as f:
         for r in csv.DictReader(f):
             try:
-                rows.append({"system": r["system"], "collective": r["collective"],
-                             "ranks": int(r["ranks"]), "bytes": int(r["bytes"]),
-                             "avg_us": float(r["avg_us"]), "max_us": float(r["max_us"]),
-                             "iters": int(r["iters"]), "mode": r["mode"]})
+                row = {"system": r["system"], "collective": r["collective"],
+                       "ranks": int(r["ranks"]), "bytes": int(r["bytes"]),
+                       "avg_us": float(r["avg_us"]), "max_us": float(r["max_us"]),
+                       "iters": int(r["iters"]), "mode": r["mode"]}
             except (KeyError, ValueError, TypeError):
                 continue  # a header repeated, or a line cut by a timeout
+            key = (row["system"], row["collective"], row["ranks"], row["bytes"], row["mode"])
+            seen.setdefault(key, []).append(row)
+    rows = []
+    for rounds in seen.values():
+        row = dict(rounds[0])
+        avgs = [x["avg_us"] for x in rounds]
+        row["avg_us"] = median(avgs)
+        row["max_us"] = median([x["max_us"] for x in rounds])
+        row["iters"] = sum(x["iters"] for x in rounds)
+        row["rounds"] = len(rounds)
+        row["low"], row["high"] = min(avgs), max(avgs)
+        rows.append(row)
     return rows
+
+
+def median(values):
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2.0
+
+
+def rounds(rows):
+    """How many rounds the numpush and peer points were measured in (the
+    most common count; 1 for a run without --repeat)."""
+    counts = {}
+    for r in rows:
+        if r["system"] not in ("memcpy", "iperf3"):
+            counts[r["rounds"]] = counts.get(r["rounds"], 0) + 1
+    return max(counts, key=counts.get) if counts else 1
 
 
 def copy_factor(coll, ranks):

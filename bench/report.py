@@ -132,6 +132,10 @@ def section(rows, meta, mode, colls, sizes, plot_rel, net=False):
         lines.append("- Commit: `%s`" % meta["commit"])
     if meta.get("load_before"):
         lines.append("- Load average before the run: %s" % meta["load_before"])
+    n = pd.rounds(rows)
+    if n > 1:
+        lines.append("- Rounds: %d, the systems interleaved within each; every figure is the "
+                     "median of its %d rounds" % (n, n))
     if net:
         lines += ["",
                   "Latency in microseconds (OSU's method, %s data), ranks spread evenly over "

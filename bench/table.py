@@ -87,6 +87,8 @@ def tables(rows, mode=None, out=sys.stdout):
     idx = pd.index(rows)
     memcpy = pd.memcpy_table(rows)
     link = pd.link_us_per_mib(rows)
+    n = pd.rounds(rows)
+    nrounds = ", median of %d rounds" % n if n > 1 else ""
     for (coll, ranks, m), systems in pd.groups(rows):
         if mode and m != mode:
             continue
@@ -145,8 +147,8 @@ def tables(rows, mode=None, out=sys.stdout):
             what = {"C": "", "py": " (Python)",
                     "frame": " (Python, DataFrame; uppercase methods: an ndarray of the "
                              "same bytes)"}[family]
-            title = "%s, %d ranks, %s data%s: latency in us (avg over iterations and ranks)" % (
-                coll, ranks, m, what)
+            title = "%s, %d ranks, %s data%s: latency in us (avg over iterations and ranks%s)" % (
+                coll, ranks, m, what, nrounds)
             if primary:
                 title += "; ratio = %s / peer, below 1 is faster" % label(primary)
             print(title, file=out)
