@@ -638,3 +638,33 @@ def test_bcast_small_errors(comm, counting):
     assert ei.value.name == "ERR_ROOT"
     # the communicator still works
     assert comm.bcast("ok" if comm.rank == 0 else None) == "ok"
+
+
+def test_bcast_small_plain_arrays_skip_the_codec(comm, monkeypatch):
+    # A small contiguous array of a plain numeric dtype travels in the fixed
+    # buffer as dtype, shape and bytes, without the generic wire form.
+    calls = []
+    generic = codec.encode_wire
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return generic(*args, **kwargs)
+
+    monkeypatch.setattr(codec, "encode_wire", counted)
+    plain = [make("f8", (5,)), make("f8", ()), make("i2", (0, 3)), make(">i4", (4,)),
+             make("c8", (3, 2)), make("?", (5,)), make("f2", (2, 2)), make("u8", (1000,)),
+             np.asfortranarray(make("i4", (6, 5)))]
+    for a in plain:
+        got = comm.bcast(a if comm.rank == 0 else None, root=0)
+        same_array(got, a)
+        if comm.rank:
+            assert got.flags.writeable
+            assert got.__array_interface__["data"][0] % 64 == 0 or got.size == 0
+            assert got.flags.f_contiguous == a.flags.f_contiguous
+            assert got.flags.c_contiguous == a.flags.c_contiguous
+    assert calls == []
+    # Everything else still takes the generic form.
+    for a in (make("M8[ns]", (3,)), make("U7", (2,)), make("i4", (50, 9))[::3, 1::2]):
+        got = comm.bcast(a if comm.rank == 0 else None, root=0)
+        same_array(got, a)
+    assert (len(calls) == 3) if comm.rank == 0 else calls == []
