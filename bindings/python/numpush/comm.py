@@ -380,14 +380,10 @@ class Comm:
 
     def Bcast(self, buf, root=0):
         # The common case, a contiguous array of a numpush dtype, goes
-        # straight to C: parsing a buffer spec costs more than a small
-        # broadcast itself (8 B between 2 ranks: about 0.3 us).
-        if (type(buf) is np.ndarray and type(root) is int and 0 <= root < self.size
-                and buf.flags.forc):
-            code = _DTYPE_CODES.get(buf.dtype)
-            if code is not None:
-                _core.bcast(self._h, buf, buf.size, code, root)
-                return
+        # straight to C (_core.c, "fast paths"): parsing a buffer spec costs
+        # more than a small broadcast itself (8 B between 2 ranks: 0.3 us).
+        if _core.bcast_array(self._h, buf, root) is None:
+            return
         root = self._root(root, "Bcast")
         a, code, n, _, _ = _spec(buf, "Bcast")
         _core.bcast(self._h, a, n, code, root)
@@ -461,14 +457,9 @@ class Comm:
 
     def Allreduce(self, sendbuf, recvbuf, op=SUM):
         # Fast path as in Bcast: arrays of one numpush dtype, a built-in op.
-        if (type(recvbuf) is np.ndarray and type(op) is Op and op.code is not None
-                and recvbuf.flags.forc):
-            code = _DTYPE_CODES.get(recvbuf.dtype)
-            if code is not None and (sendbuf is IN_PLACE or (
-                    type(sendbuf) is np.ndarray and sendbuf.dtype == recvbuf.dtype
-                    and sendbuf.flags.forc)):
-                _core.allreduce(self._h, sendbuf, recvbuf, recvbuf.size, code, op.code)
-                return
+        if (type(op) is Op and op.code is not None
+                and _core.allreduce_array(self._h, sendbuf, recvbuf, op.code) is None):
+            return
         op = _op_of(op)
         r, code, n, _, _ = _spec(recvbuf, "Allreduce")
         s = IN_PLACE if sendbuf is IN_PLACE else _spec(sendbuf, "Allreduce", False)[0]

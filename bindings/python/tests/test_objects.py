@@ -668,3 +668,49 @@ def test_bcast_small_plain_arrays_skip_the_codec(comm, monkeypatch):
         got = comm.bcast(a if comm.rank == 0 else None, root=0)
         same_array(got, a)
     assert (len(calls) == 3) if comm.rank == 0 else calls == []
+
+
+@pytest.mark.parametrize("dt", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8",
+                                "c8", "c16", "?"])
+def test_uppercase_fast_path(comm, dt, monkeypatch):
+    # Bcast and Allreduce of plain arrays go straight to C (_core.c, "fast
+    # paths"); the general path's calls are counted to show it.
+    from numpush import comm as comm_mod
+    calls = []
+    core = comm_mod._core
+
+    class Spy:
+        def __getattr__(self, name):
+            f = getattr(core, name)
+            if name in ("bcast", "allreduce"):
+                return lambda *args: (calls.append(name), f(*args))[1]
+            return f
+
+    monkeypatch.setattr(comm_mod, "_core", Spy())
+    root = comm.size - 1
+    src = make(dt, (4, 3), seed=2)
+    for a in (src, np.asfortranarray(src)):
+        buf = a.copy(order="A") if comm.rank == root else np.zeros_like(a)
+        comm.Bcast(buf, root=root)
+        same_array(buf, a)
+    op, want = (numpush.LOR, src) if dt == "?" else (
+        (numpush.SUM, src * comm.size) if dt.startswith("c") else (numpush.MAX, src))
+    out = np.zeros_like(src)
+    comm.Allreduce(src, out, op=op)
+    same_array(out, want)
+    inout = src.copy()
+    comm.Allreduce(numpush.IN_PLACE, inout, op=op)
+    same_array(inout, want)
+    assert calls == []
+    # What the fast path leaves alone goes the general way and still works:
+    # a buffer spec, and (for multi-byte types) a non-native byte order.
+    buf = src.copy() if comm.rank == root else np.zeros_like(src)
+    comm.Bcast([buf, src.dtype], root=root)
+    same_array(buf, src)
+    assert calls == ["bcast"]
+    if src.dtype.itemsize > 1:
+        swapped = src.astype(src.dtype.newbyteorder(">"))
+        buf = swapped.copy() if comm.rank == root else np.zeros_like(swapped)
+        comm.Bcast(buf, root=root)
+        same_array(buf, swapped)
+        assert calls == ["bcast", "bcast"]
