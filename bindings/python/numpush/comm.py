@@ -253,7 +253,10 @@ _SMALL_HEAD = struct.Struct("<qii")
 # msgpack [dtype string, shape, order] then the array's bytes at the next
 # 64-byte boundary, written and read through memoryviews: the generic wire
 # form costs about 10 us per call in Python for an 8-byte array, this 3.
-_K_LARGE, _K_SMALL_PICKLE, _K_SMALL_WIRE, _K_ERROR, _K_SMALL_ND = 0, 1, 2, 3, 4
+# _K_LARGE_ND: the same header for an array too large to ride along; its
+# bytes follow in one broadcast of their own, straight into the receivers'
+# fresh arrays.
+_K_LARGE, _K_SMALL_PICKLE, _K_SMALL_WIRE, _K_ERROR, _K_SMALL_ND, _K_LARGE_ND = range(6)
 _small_bufs = []
 _small_views = []
 _plain_dtypes = {}
@@ -268,38 +271,40 @@ def _small_buf():
     return _small_bufs[0]
 
 
-def _small_nd_pack(a, mv):
-    """Write array a into bcast's fixed buffer (memoryview mv) as
-    _K_SMALL_ND; False, with nothing written, when a does not qualify."""
+def _nd_pack(a, mv):
+    """Describe array a in bcast's fixed buffer (memoryview mv): _K_SMALL_ND
+    with its bytes, or _K_LARGE_ND when they do not fit (the caller then
+    broadcasts a itself); None, with nothing written, when a is not a
+    contiguous array of a plain numeric dtype."""
     if a.dtype.kind not in "biufc":
-        return False
+        return None
     if a.flags.c_contiguous:
         order, flat = "C", a
     elif a.flags.f_contiguous:
         order, flat = "F", a.T  # C-contiguous: the same bytes in the same order
     else:
-        return False
+        return None
     meta = _pack((a.dtype.str, a.shape, order))
     at = _SMALL_HDR + _pad(len(meta))
     n = a.nbytes
-    if at + n > _SMALL:
-        return False
-    _SMALL_HEAD.pack_into(mv, 0, n, _K_SMALL_ND, len(meta))
+    kind = _K_SMALL_ND if at + n <= _SMALL else _K_LARGE_ND
+    _SMALL_HEAD.pack_into(mv, 0, n, kind, len(meta))
     mv[_SMALL_HDR:_SMALL_HDR + len(meta)] = meta
-    if n:  # a memoryview cannot cast an empty array
+    if n and kind == _K_SMALL_ND:  # a memoryview cannot cast an empty array
         mv[at:at + n] = memoryview(flat).cast("B")
-    return True
+    return kind
 
 
-def _small_nd_unpack(mv, n, nenv):
-    """The fresh array that _small_nd_pack wrote into mv."""
+def _nd_unpack(mv, kind, n, nenv):
+    """The fresh array that _nd_pack described in mv, filled from mv for
+    _K_SMALL_ND, still to be filled for _K_LARGE_ND."""
     dts, shape, order = _unpack(mv[_SMALL_HDR:_SMALL_HDR + nenv])
     dt = _plain_dtypes.get(dts)
     if dt is None:
         dt = _plain_dtypes[dts] = np.dtype(dts)
     # Aligned as every array numpush hands out (codec.alloc).
     a = codec.alloc(n).view(dt).reshape(shape, order=order)
-    if n:
+    if n and kind == _K_SMALL_ND:
         at = _SMALL_HDR + _pad(nenv)
         memoryview(a if order == "C" else a.T).cast("B")[:] = mv[at:at + n]
     return a
@@ -530,8 +535,11 @@ class Comm:
         root = self._root(root, "bcast")
         small = _small_buf()
         if self.rank == root:
-            if type(obj) is np.ndarray and _small_nd_pack(obj, _small_views[0]):
+            kind = _nd_pack(obj, _small_views[0]) if type(obj) is np.ndarray else None
+            if kind is not None:
                 _core.bcast(h, small, _SMALL, BYTE_CODE, root)
+                if kind == _K_LARGE_ND:
+                    _core.bcast(h, obj, obj.nbytes, BYTE_CODE, root)
                 return obj
             kind, env, bufs, err = self._bcast_pack(obj, small)
             _core.bcast(h, small, _SMALL, BYTE_CODE, root)
@@ -547,8 +555,11 @@ class Comm:
             return obj
         _core.bcast(h, small, _SMALL, BYTE_CODE, root)
         n, kind, nenv = _SMALL_HEAD.unpack_from(small)
-        if kind == _K_SMALL_ND:
-            return _small_nd_unpack(_small_views[0], n, nenv)
+        if kind == _K_SMALL_ND or kind == _K_LARGE_ND:
+            a = _nd_unpack(_small_views[0], kind, n, nenv)
+            if kind == _K_LARGE_ND:
+                _core.bcast(h, a, n, BYTE_CODE, root)
+            return a
         if kind == _K_SMALL_PICKLE:
             return pickle.loads(small[_SMALL_HDR:_SMALL_HDR + n])
         if kind == _K_SMALL_WIRE:

@@ -641,8 +641,9 @@ def test_bcast_small_errors(comm, counting):
 
 
 def test_bcast_small_plain_arrays_skip_the_codec(comm, monkeypatch):
-    # A small contiguous array of a plain numeric dtype travels in the fixed
-    # buffer as dtype, shape and bytes, without the generic wire form.
+    # A contiguous array of a plain numeric dtype travels as dtype, shape and
+    # bytes (in the fixed buffer when they fit), without the generic wire
+    # form.
     calls = []
     generic = codec.encode_wire
 
@@ -653,7 +654,10 @@ def test_bcast_small_plain_arrays_skip_the_codec(comm, monkeypatch):
     monkeypatch.setattr(codec, "encode_wire", counted)
     plain = [make("f8", (5,)), make("f8", ()), make("i2", (0, 3)), make(">i4", (4,)),
              make("c8", (3, 2)), make("?", (5,)), make("f2", (2, 2)), make("u8", (1000,)),
-             np.asfortranarray(make("i4", (6, 5)))]
+             np.asfortranarray(make("i4", (6, 5))),
+             # too large for the fixed buffer: the bytes follow in a bcast of their own
+             make("f8", (3000,)), np.asfortranarray(make("c16", (300, 20))),
+             make("i1", (40_000, 3))]
     for a in plain:
         got = comm.bcast(a if comm.rank == 0 else None, root=0)
         same_array(got, a)
