@@ -271,11 +271,12 @@ def _small_buf():
     return _small_bufs[0]
 
 
-def _nd_pack(a, mv):
-    """Describe array a in bcast's fixed buffer (memoryview mv): _K_SMALL_ND
-    with its bytes, or _K_LARGE_ND when they do not fit (the caller then
-    broadcasts a itself); None, with nothing written, when a is not a
-    contiguous array of a plain numeric dtype."""
+def _nd_describe(a, mv, base, end):
+    """Write array a's header (msgpack [dtype string, shape, order]) at
+    mv[base:] and, when they fit before end, its bytes at the next multiple
+    of 64 after the header.  Returns (header length, whether the bytes were
+    written), or None, with nothing written, when a is not a contiguous
+    array of a plain numeric dtype."""
     if a.dtype.kind not in "biufc":
         return None
     if a.flags.c_contiguous:
@@ -285,29 +286,87 @@ def _nd_pack(a, mv):
     else:
         return None
     meta = _pack((a.dtype.str, a.shape, order))
-    at = _SMALL_HDR + _pad(len(meta))
+    at = base + _pad(len(meta))
     n = a.nbytes
-    kind = _K_SMALL_ND if at + n <= _SMALL else _K_LARGE_ND
-    _SMALL_HEAD.pack_into(mv, 0, n, kind, len(meta))
-    mv[_SMALL_HDR:_SMALL_HDR + len(meta)] = meta
-    if n and kind == _K_SMALL_ND:  # a memoryview cannot cast an empty array
+    if at > end:
+        return None
+    mv[base:base + len(meta)] = meta
+    inline = at + n <= end
+    if n and inline:  # a memoryview cannot cast an empty array
         mv[at:at + n] = memoryview(flat).cast("B")
+    return len(meta), inline
+
+
+def _nd_rebuild(mv, base, n, nenv, filled):
+    """The fresh array that _nd_describe described at mv[base:]: n bytes,
+    copied from mv when filled, else still to be received."""
+    dts, shape, order = _unpack(mv[base:base + nenv])
+    dt = _plain_dtypes.get(dts)
+    if dt is None:
+        dt = _plain_dtypes[dts] = np.dtype(dts)
+    # Aligned as every array numpush hands out (codec.alloc).
+    a = codec.alloc(n).view(dt).reshape(shape, order=order)
+    if n and filled:
+        at = base + _pad(nenv)
+        memoryview(a if order == "C" else a.T).cast("B")[:] = mv[at:at + n]
+    return a
+
+
+def _nd_pack(a, mv):
+    """Describe array a in bcast's fixed buffer (memoryview mv): _K_SMALL_ND
+    with its bytes, or _K_LARGE_ND when they do not fit (the caller then
+    broadcasts a itself); None when _nd_describe refuses a."""
+    d = _nd_describe(a, mv, _SMALL_HDR, _SMALL)
+    if d is None:
+        return None
+    kind = _K_SMALL_ND if d[1] else _K_LARGE_ND
+    _SMALL_HEAD.pack_into(mv, 0, a.nbytes, kind, d[0])
     return kind
 
 
 def _nd_unpack(mv, kind, n, nenv):
     """The fresh array that _nd_pack described in mv, filled from mv for
     _K_SMALL_ND, still to be filled for _K_LARGE_ND."""
-    dts, shape, order = _unpack(mv[_SMALL_HDR:_SMALL_HDR + nenv])
-    dt = _plain_dtypes.get(dts)
-    if dt is None:
-        dt = _plain_dtypes[dts] = np.dtype(dts)
-    # Aligned as every array numpush hands out (codec.alloc).
-    a = codec.alloc(n).view(dt).reshape(shape, order=order)
-    if n and kind == _K_SMALL_ND:
-        at = _SMALL_HDR + _pad(nenv)
-        memoryview(a if order == "C" else a.T).cast("B")[:] = mv[at:at + n]
-    return a
+    return _nd_rebuild(mv, _SMALL_HDR, n, nenv, kind == _K_SMALL_ND)
+
+
+# gather's and allgather's header exchange is one allgather of a fixed
+# _SLOT bytes per rank: _SLOT_HEAD bytes of int64 fields (envelope length
+# (< 0: error text), buffers, concat signature, rows, buffers before the
+# rows, inline kind, inline header length, inline bytes), then room for the
+# whole object when it is small: a plain array as _nd_describe writes it
+# (_K_SMALL_ND) or a pickle (_K_SMALL_PICKLE).  When every rank's object
+# fits, that one collective is the whole gather.
+_SLOT = 1024
+_SLOT_HEAD = 64
+
+
+def _inline_encode(obj, mv):
+    """Write obj after the slot's head; (kind, header length, bytes), or
+    None when it does not fit or is an array or frame that must not be
+    pickled."""
+    if type(obj) is np.ndarray:
+        d = _nd_describe(obj, mv, _SLOT_HEAD, _SLOT)
+        return (_K_SMALL_ND, d[0], obj.nbytes) if d is not None and d[1] else None
+    if isinstance(obj, np.ndarray) or (pd is not None and isinstance(
+            obj, (pd.DataFrame, pd.Series, pd.Index))):
+        return None
+    try:
+        data = pickle.dumps(obj, protocol=5)
+    except Exception:  # noqa: BLE001 - the general path reports it
+        return None
+    if len(data) > _SLOT - _SLOT_HEAD:
+        return None
+    mv[_SLOT_HEAD:_SLOT_HEAD + len(data)] = data
+    return _K_SMALL_PICKLE, 0, len(data)
+
+
+def _inline_decode(row, kind, nenv, n):
+    """The object that _inline_encode wrote into slot row (a uint8 array)."""
+    mv = memoryview(row)
+    if kind == _K_SMALL_PICKLE:
+        return pickle.loads(mv[_SLOT_HEAD:_SLOT_HEAD + n])
+    return _nd_rebuild(mv, _SLOT_HEAD, n, nenv, True)
 
 
 def _pad(n):
@@ -689,29 +748,38 @@ class Comm:
         return codec.decode(meta, mine)
 
     def _gather_headers(self, obj, what, concat=False):
-        """Encode obj and exchange every rank's header: envelope bytes (<0:
-        error text), buffers, and for concat=True the concatenation layout's
-        signature (0: none), rows, and how many buffers come before the
-        blocks' rows (see codec.concat_layout)."""
-        sig = rows = 0
-        layout = codec.concat_layout(obj) if concat else None
-        if layout is not None:
-            sig, rows = _signature(layout[0]), layout[1]
-            if layout[0][0] == "nd" and not obj.flags.c_contiguous:
-                obj = np.ascontiguousarray(obj)  # one buffer, rows in order
-        env, bufs, err = self._encode_or_error(obj, what, rows=layout is not None)
-        if err is not None:
-            env, bufs, sig = err.encode(), [], 0
-        nfront = len(bufs)
-        if sig and layout[0][0] == "df":
-            nfront = len(bufs) - len(obj.columns)
-        elif sig:
-            nfront = 0
-        hdr = np.array([len(env) if err is None else -len(env), len(bufs), sig, rows, nfront],
-                       np.int64)
-        allhdr = np.empty((self.size, 5), np.int64)
-        _core.allgather(self._h, hdr, allhdr, 5, 3)
-        return env, bufs, err, allhdr
+        """Exchange every rank's header slot (see _SLOT): returns (env, bufs,
+        err, allhdr, slots), allhdr the (size, 8) int64 heads.  A small
+        object rides in its slot and is not encoded (env b"", no buffers,
+        allhdr[r, 5] its kind); otherwise the head says what follows: the
+        envelope's length, its buffers, and for concat=True the
+        concatenation layout's signature (0: none), rows, and how many
+        buffers come before the blocks' rows (see codec.concat_layout)."""
+        slot = np.zeros(_SLOT, np.uint8)
+        head = slot[:_SLOT_HEAD].view(np.int64)
+        inline = _inline_encode(obj, memoryview(slot))
+        if inline is not None:
+            env, bufs, err = b"", [], None
+            head[5:8] = inline
+        else:
+            layout = codec.concat_layout(obj) if concat else None
+            sig = rows = 0
+            if layout is not None:
+                sig, rows = _signature(layout[0]), layout[1]
+                if layout[0][0] == "nd" and not obj.flags.c_contiguous:
+                    obj = np.ascontiguousarray(obj)  # one buffer, rows in order
+            env, bufs, err = self._encode_or_error(obj, what, rows=layout is not None)
+            if err is not None:
+                env, bufs, sig = err.encode(), [], 0
+            nfront = len(bufs)
+            if sig and layout[0][0] == "df":
+                nfront = len(bufs) - len(obj.columns)
+            elif sig:
+                nfront = 0
+            head[:5] = [len(env) if err is None else -len(env), len(bufs), sig, rows, nfront]
+        slots = np.empty((self.size, _SLOT), np.uint8)
+        _core.allgather(self._h, slot, slots, _SLOT, BYTE_CODE)
+        return env, bufs, err, slots[:, :_SLOT_HEAD].view(np.int64), slots
 
     def _raise_encode_failures(self, allhdr, env, what):
         """If some rank could not encode its object, every rank raises with
@@ -738,23 +806,34 @@ class Comm:
         with pandas.concat, giving one object at root."""
         h = self._h
         root = self._root(root, "gather")
-        env, bufs, err, allhdr = self._gather_headers(sendobj, "gather", concat)
+        env, bufs, err, allhdr, slots = self._gather_headers(sendobj, "gather", concat)
         self._raise_encode_failures(allhdr, env, "gather")
+        isroot = self.rank == root
+        kinds = allhdr[:, 5].tolist()
+        if all(kinds):  # every object came in its slot: nothing else to move
+            if not isroot:
+                return None
+            objs = [_inline_decode(slots[r], kinds[r], int(allhdr[r, 6]), int(allhdr[r, 7]))
+                    for r in range(self.size)]
+            return _concat(objs) if concat else objs
         if allhdr[0, 2] != 0 and (allhdr[:, 2] == allhdr[0, 2]).all():
             return self._gather_concat(sendobj, root, env, bufs, allhdr)
-        isroot = self.rank == root
         envs = [bytearray(int(n)) for n in allhdr[:, 0]] if isroot else None
         _core.gather_list(h, env, envs, root)
         metas = recv = None
         if isroot:
-            metas = [_unpack(e) for e in envs]
-            recv = [codec.alloc_wire(m[1], m[2] if len(m) > 2 else ()) for m in metas]
+            # Ranks whose object came in its slot sent an empty envelope.
+            metas = [_unpack(e) if not kinds[r] else None for r, e in enumerate(envs)]
+            recv = [codec.alloc_wire(m[1], m[2] if len(m) > 2 else ()) if m is not None
+                    else [] for m in metas]
         for j in range(int(allhdr[:, 1].max())):
             dest = [r[j] if j < len(r) else None for r in recv] if isroot else None
             _core.gather_list(h, bufs[j] if j < len(bufs) else None, dest, root)
         if not isroot:
             return None
-        objs = [codec.decode(m[0], b) for m, b in zip(metas, recv)]
+        objs = [codec.decode(m[0], b) if m is not None else
+                _inline_decode(slots[r], kinds[r], int(allhdr[r, 6]), int(allhdr[r, 7]))
+                for r, (m, b) in enumerate(zip(metas, recv))]
         return _concat(objs) if concat else objs
 
     def _gather_concat(self, sendobj, root, env, bufs, allhdr):
@@ -818,11 +897,18 @@ class Comm:
     def allgather(self, sendobj, concat=False):
         """Every rank's object, at every rank, in rank order (concat as in gather)."""
         h = self._h
-        env, bufs, err, allhdr = self._gather_headers(sendobj, "allgather")
+        env, bufs, err, allhdr, slots = self._gather_headers(sendobj, "allgather")
         self._raise_encode_failures(allhdr, env, "allgather")
-        envs = self._allgather_padded(env, allhdr[:, 0])
+        kinds = allhdr[:, 5].tolist()
+        # Objects that came in their slots need nothing more; the others'
+        # envelopes (empty for the former) follow in one padded allgather.
+        envs = self._allgather_padded(env, allhdr[:, 0]) if not all(kinds) else None
         objs = []
         for r in range(self.size):
+            if kinds[r]:
+                objs.append(sendobj if r == self.rank else _inline_decode(
+                    slots[r], kinds[r], int(allhdr[r, 6]), int(allhdr[r, 7])))
+                continue
             if r == self.rank:
                 rb = bufs
                 for b in rb:

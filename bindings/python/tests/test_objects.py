@@ -718,3 +718,56 @@ def test_uppercase_fast_path(comm, dt, monkeypatch):
         comm.Bcast(buf, root=root)
         same_array(buf, swapped)
         assert calls == ["bcast", "bcast"]
+
+
+def test_gather_small_objects_one_collective(comm, monkeypatch):
+    # Small objects ride in the header slots that gather and allgather
+    # exchange first: one collective in all.  A large one on some rank
+    # sends the rest the general way; the small ones still come from slots.
+    from numpush import comm as comm_mod
+    calls = []
+    core = comm_mod._core
+
+    class Spy:
+        def __getattr__(self, name):
+            f = getattr(core, name)
+            if name in ("allgather", "gather_list", "bcast", "gatherv", "allreduce"):
+                return lambda *args: (calls.append(name), f(*args))[1]
+            return f
+
+    monkeypatch.setattr(comm_mod, "_core", Spy())
+    r, p = comm.rank, comm.size
+
+    def small(q):
+        return [make("f8", (3,), seed=q), q, {"q": q, "l": [q] * 3}, make("i2", (0, 2)),
+                np.asfortranarray(make("u4", (2, 3), seed=q)), None, f"r{q}é"]
+
+    for root in range(p):
+        del calls[:]
+        got = comm.gather(small(r), root=root)
+        assert calls == ["allgather"]
+        if r == root:
+            for q in range(p):
+                for g, w in zip(got[q], small(q)):
+                    if isinstance(w, np.ndarray):
+                        same_array(g, w)
+                        assert g.flags.f_contiguous == w.flags.f_contiguous
+                    else:
+                        assert g == w
+        else:
+            assert got is None
+    del calls[:]
+    every = comm.allgather(make("f4", (2, 2), seed=r))
+    assert calls == ["allgather"]
+    for q in range(p):
+        same_array(every[q], make("f4", (2, 2), seed=q))
+    # Mixed: the last rank's array is too large for its slot.
+    big = make("f8", (5000,), seed=9)
+    mine = big if r == p - 1 else make("i8", (2,), seed=r)
+    got = comm.gather(mine, root=0)
+    if r == 0:
+        for q in range(p):
+            same_array(got[q], big if q == p - 1 else make("i8", (2,), seed=q))
+    every = comm.allgather(mine)
+    for q in range(p):
+        same_array(every[q], big if q == p - 1 else make("i8", (2,), seed=q))
