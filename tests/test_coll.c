@@ -526,6 +526,41 @@ static void test_p2p(void)
     CHECK_OK(np_barrier(world));
 }
 
+/*
+ * Alltoall by single copies that the senders make: NUMPUSH_ALLTOALL_CLAIMS=
+ * push has every rank claim its outgoing blocks first and write them into
+ * the receivers' recvbufs, the path that the default takes only for ranks
+ * waiting for a core.  Small and large blocks, in place and not.
+ */
+static void test_alltoall_pushes(void)
+{
+    int n = nranks;
+    np_dtype dt = NP_INT32;
+    setenv("NUMPUSH_ALLTOALL_ALG", "cma", 1);
+    setenv("NUMPUSH_ALLTOALL_CLAIMS", "push", 1);
+    CHECK_OK(npi_decide_load());
+    static const size_t counts[] = {1, 4096 + 3, 65536 + 3};
+    for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
+        size_t count = counts[c], bytes = count * np_dtype_size(dt);
+        char *all = xmalloc(bytes * (size_t)n + 1), *all2 = xmalloc(bytes * (size_t)n + 1);
+        for (int ip = 0; ip < 2; ip++) {
+            for (int q = 0; q < n; q++)
+                fill((ip ? all2 : all) + (size_t)q * bytes, dt, count, me * n + q, -1, 5);
+            if (!ip)
+                memset(all2, 0x44, bytes * (size_t)n);
+            CHECK_OK(np_alltoall(ip ? NP_IN_PLACE : all, all2, count, dt, world));
+            for (int q = 0; q < n; q++)
+                expect_block("alltoall (pushes)", all2 + (size_t)q * bytes, dt, count, q * n + me,
+                             -1, 5, (size_t)ip);
+        }
+        xfree(all);
+        xfree(all2);
+    }
+    unsetenv("NUMPUSH_ALLTOALL_ALG");
+    unsetenv("NUMPUSH_ALLTOALL_CLAIMS");
+    CHECK_OK(npi_decide_load());
+}
+
 static void test_big(void)
 {
     /* One broadcast of more than 2^31 bytes (and elements), single copy and
@@ -584,6 +619,7 @@ int main(int argc, char **argv)
         test_all_on(world, quick, 1);
         test_split();
         test_p2p();
+        test_alltoall_pushes();
         if (large) {
             size_t count = (64u << 20) / 8;
             test_reductions(NP_FLOAT64, NP_SUM, count, 9, world);

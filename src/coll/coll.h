@@ -20,6 +20,8 @@
 #ifndef NUMPUSH_COLL_H
 #define NUMPUSH_COLL_H
 
+#include <stdatomic.h>
+
 #include "core/comm.h"
 #include "core/envelope.h"
 #include "decide.h"
@@ -146,6 +148,29 @@ static inline np_err npi_call_push(npi_call *x, int q, uint64_t addr, const void
  * enough to pay for the extra system calls.  Every rank computes the same value from the same
  * inputs. */
 size_t npi_coll_root_share(const npi_call *x, size_t bytes);
+
+/*
+ * Claims: who makes a single copy that either of two ranks could make.  A
+ * call's scratch area holds one 64-bit word per rank; bit b of word w says
+ * that the copy (w, b) is taken.  Whoever sets the bit first makes the
+ * copy, so that with more ranks than cores the ranks that run do the
+ * copies of those that wait for a core.  Rank w clears its word before it
+ * arrives (no rank claims before every rank has arrived, and the scratch
+ * area of this parity was last used two calls ago, which every rank has
+ * finished).  Only for calls that use no other scratch (not the
+ * v-collectives) and at most NPI_CLAIM_MAX ranks (decide.h).
+ */
+static inline void npi_call_claims_clear(npi_call *x)
+{
+    atomic_store_explicit((_Atomic uint64_t *)&npi_call_scratch(x)[x->me], 0, memory_order_relaxed);
+}
+
+static inline bool npi_call_claim(npi_call *x, int word, int bit)
+{
+    _Atomic uint64_t *w = (_Atomic uint64_t *)&npi_call_scratch(x)[word];
+    uint64_t b = (uint64_t)1 << bit;
+    return (atomic_fetch_or_explicit(w, b, memory_order_relaxed) & b) == 0;
+}
 
 /* Number of windows of w bytes that cover n bytes (at least 1). */
 static inline size_t npi_windows(size_t n, size_t w)
