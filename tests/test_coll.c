@@ -527,22 +527,25 @@ static void test_p2p(void)
 }
 
 /*
- * Alltoall by single copies that the senders make: NUMPUSH_ALLTOALL_CLAIMS=
- * push has every rank claim its outgoing blocks first and write them into
- * the receivers' recvbufs, the path that the default takes only for ranks
- * waiting for a core.  Small and large blocks, in place and not.
+ * Alltoall and allgather by single copies that the senders make:
+ * NUMPUSH_CMA_CLAIMS=push has every rank claim its outgoing blocks first
+ * and write them into the receivers' recvbufs, the path that the default
+ * takes only for ranks waiting for a core.  Small and large blocks, in
+ * place and not.
  */
-static void test_alltoall_pushes(void)
+static void test_cma_pushes(void)
 {
     int n = nranks;
     np_dtype dt = NP_INT32;
     setenv("NUMPUSH_ALLTOALL_ALG", "cma", 1);
-    setenv("NUMPUSH_ALLTOALL_CLAIMS", "push", 1);
+    setenv("NUMPUSH_ALLGATHER_ALG", "cma", 1);
+    setenv("NUMPUSH_CMA_CLAIMS", "push", 1);
     CHECK_OK(npi_decide_load());
     static const size_t counts[] = {1, 4096 + 3, 65536 + 3};
     for (size_t c = 0; c < sizeof counts / sizeof counts[0]; c++) {
         size_t count = counts[c], bytes = count * np_dtype_size(dt);
-        char *all = xmalloc(bytes * (size_t)n + 1), *all2 = xmalloc(bytes * (size_t)n + 1);
+        char *one = xmalloc(bytes + 1), *all = xmalloc(bytes * (size_t)n + 1);
+        char *all2 = xmalloc(bytes * (size_t)n + 1);
         for (int ip = 0; ip < 2; ip++) {
             for (int q = 0; q < n; q++)
                 fill((ip ? all2 : all) + (size_t)q * bytes, dt, count, me * n + q, -1, 5);
@@ -553,11 +556,21 @@ static void test_alltoall_pushes(void)
                 expect_block("alltoall (pushes)", all2 + (size_t)q * bytes, dt, count, q * n + me,
                              -1, 5, (size_t)ip);
         }
+        for (int ip = 0; ip < 2; ip++) {
+            memset(all, 0x44, bytes * (size_t)n);
+            fill(ip ? all + (size_t)me * bytes : one, dt, count, me, -1, 6);
+            CHECK_OK(np_allgather(ip ? NP_IN_PLACE : one, all, count, dt, world));
+            for (int q = 0; q < n; q++)
+                expect_block("allgather (pushes)", all + (size_t)q * bytes, dt, count, q, -1, 6,
+                             (size_t)ip);
+        }
+        xfree(one);
         xfree(all);
         xfree(all2);
     }
     unsetenv("NUMPUSH_ALLTOALL_ALG");
-    unsetenv("NUMPUSH_ALLTOALL_CLAIMS");
+    unsetenv("NUMPUSH_ALLGATHER_ALG");
+    unsetenv("NUMPUSH_CMA_CLAIMS");
     CHECK_OK(npi_decide_load());
 }
 
@@ -619,7 +632,7 @@ int main(int argc, char **argv)
         test_all_on(world, quick, 1);
         test_split();
         test_p2p();
-        test_alltoall_pushes();
+        test_cma_pushes();
         if (large) {
             size_t count = (64u << 20) / 8;
             test_reductions(NP_FLOAT64, NP_SUM, count, 9, world);

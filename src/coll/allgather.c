@@ -47,25 +47,14 @@ static np_err allgather_cells(npi_call *x, const char *mine, char *rbuf, size_t 
 }
 
 /*
- * cma: every rank reads every other rank's block straight from that rank's
- * buffer into its own (n-1 single copies), reports step 1 and waits for
- * every report, after which no one reads its buffer any more.  Bytes per
- * rank: (n-1) N read once.  Wins: large blocks.
+ * cma: every rank's block reaches every other rank with one single copy
+ * each (npi_coll_exchange_cma): the receiver reads it from the sender's
+ * buffer, or, with claims, whichever of the two gets to it first copies it.
+ * Bytes per rank: (n-1) N read once.  Wins: large blocks.
  */
-static np_err allgather_cma(npi_call *x, char *rbuf, size_t bytes, bool in_place)
+static np_err allgather_cma(npi_call *x, size_t bytes, bool in_place)
 {
-    np_err err;
-    for (int k = 1; k < x->n; k++) {
-        /* Start with the right neighbour so that not every rank reads rank
-         * 0 first. */
-        int q = (x->me + k) % x->n;
-        const npi_shm_post *e = npi_call_entry(x, q);
-        uint64_t src = in_place ? e->rbuf + (uint64_t)q * bytes : e->sbuf;
-        if ((err = npi_call_pull(x, q, rbuf + (size_t)q * bytes, src, bytes)) != NP_OK)
-            return err;
-    }
-    npi_call_post(x, 1);
-    return npi_call_wait_all(x, 1);
+    return npi_coll_exchange_cma(x, bytes, 0, in_place);
 }
 
 static np_err allgather_run(npi_call *x, const void *sendbuf, void *recvbuf, size_t count,
@@ -77,6 +66,11 @@ static np_err allgather_run(npi_call *x, const void *sendbuf, void *recvbuf, siz
     npi_alg alg = npi_coll_decide(x, bytes);
     if (bad == NP_OK && alg == NPI_ALG_EAGER)
         npi_copy(npi_call_eager(x, x->me), mine, bytes);
+    /* This call's claims (npi_coll_exchange_cma): bit j of word i is block
+     * i->j.  Cleared whatever this rank's NUMPUSH_CMA_CLAIMS, so that ranks
+     * with different settings at worst copy a block twice. */
+    if (alg == NPI_ALG_CMA && x->n <= NPI_CLAIM_MAX)
+        npi_call_claims_clear(x);
     npi_coll_sig sig = {NPI_COLL_ALLGATHER, dt, count, -1, NP_OP_NULL};
     np_err err = npi_call_arrive(x, &sig, alg, in_place ? NULL : sendbuf, recvbuf, bad);
     if (err != NP_OK || bytes == 0)
@@ -89,7 +83,7 @@ static np_err allgather_run(npi_call *x, const void *sendbuf, void *recvbuf, siz
     case NPI_ALG_EAGER:
         return npi_call_end(x, allgather_eager(x, rbuf, bytes));
     case NPI_ALG_CMA:
-        return npi_call_end(x, allgather_cma(x, rbuf, bytes, in_place));
+        return npi_call_end(x, allgather_cma(x, bytes, in_place));
     default:
         return npi_call_end(x, allgather_cells(x, mine, rbuf, bytes));
     }

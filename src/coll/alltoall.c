@@ -51,45 +51,19 @@ static np_err alltoall_cells(npi_call *x, const char *sbuf, char *rbuf, size_t b
 }
 
 /*
- * cma: every block crosses once, with one single copy.  Either the receiver
- * reads it from the sender's sendbuf into its recvbuf (process_vm_readv)
- * or the sender writes it there (process_vm_writev).  Without claims every
- * receiver reads its blocks.  With claims (coll.h, "Claims"; word i, bit j
- * is block i->j) whichever of the two ranks gets to a block first copies
- * it: each rank takes its incoming blocks, then those outgoing that nobody
- * has taken yet, so that with more ranks than cores a rank that runs does
- * the copies of one that waits for a core instead of waiting for it (see
- * decide.c for when, and the figures).  Then each rank reports step 1 and
- * waits for every report: its recvbuf is complete, whoever copied into it,
- * and no peer reads its sendbuf any more.  In place, the input is first
+ * cma: every block crosses once, with one single copy
+ * (npi_coll_exchange_cma): the receiver reads it from the sender's sendbuf
+ * into its recvbuf, or, with claims, whichever of the two ranks gets to it
+ * first copies it, so that with more ranks than cores a rank that runs
+ * does the copies of one waiting for a core.  In place, the input is first
  * copied to private memory, which is what is read.  Bytes: n N copied once
  * in all.  Wins: large blocks.
  */
 static np_err alltoall_cma(npi_call *x, const char *sbuf, char *rbuf, size_t bytes)
 {
-    np_err err = NP_OK;
-    npi_claims how = npi_decide_alltoall_claims(bytes, x->n, (int)x->s->cores);
-    /* Pass 0 takes incoming blocks, pass 1 outgoing ones; push-first swaps. */
-    for (int pass = 0; pass < 2 && err == NP_OK; pass++) {
-        bool push = (pass == 1) != (how == NPI_CLAIMS_PUSH_FIRST);
-        if (push && how == NPI_CLAIMS_NONE)
-            continue;
-        for (int k = 1; k < x->n && err == NP_OK; k++) {
-            int q = (x->me + k) % x->n;
-            if (push && npi_call_claim(x, x->me, q))
-                err = npi_call_push(x, q, npi_call_entry(x, q)->rbuf + (uint64_t)x->me * bytes,
-                                    sbuf + (size_t)q * bytes, bytes);
-            else if (!push && (how == NPI_CLAIMS_NONE || npi_call_claim(x, q, x->me)))
-                err = npi_call_pull(x, q, rbuf + (size_t)q * bytes,
-                                    npi_call_entry(x, q)->sbuf + (uint64_t)x->me * bytes, bytes);
-        }
-    }
-    if (err == NP_OK && rbuf != sbuf)
+    if (rbuf != sbuf)
         npi_copy(rbuf + (size_t)x->me * bytes, sbuf + (size_t)x->me * bytes, bytes);
-    if (err != NP_OK)
-        return err;
-    npi_call_post(x, 1);
-    return npi_call_wait_all(x, 1);
+    return npi_coll_exchange_cma(x, bytes, bytes, false);
 }
 
 np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_comm *comm)
@@ -122,9 +96,10 @@ np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt
         else
             src = memcpy(copy, recvbuf, total);
     }
-    /* This call's claims (alltoall_cma): word i, bit j is block i->j.
+    /* This call's claims (npi_coll_exchange_cma): bit j of word i is block
+     * i->j.
      * Cleared whether or not this rank claims, so that a rank whose
-     * NUMPUSH_ALLTOALL_CLAIMS differs from a peer's only ever makes a copy
+     * NUMPUSH_CMA_CLAIMS differs from a peer's only ever makes a copy
      * twice (the same bytes), never skips one. */
     if (alg == NPI_ALG_CMA && x.n <= NPI_CLAIM_MAX)
         npi_call_claims_clear(&x);

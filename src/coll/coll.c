@@ -349,6 +349,44 @@ npi_alg npi_coll_decide(npi_call *x, size_t bytes)
     return npi_decide(&in);
 }
 
+static uint64_t coll_exchange_src(npi_call *x, int i, size_t bytes, bool src_in_rbuf)
+{
+    const npi_shm_post *e = npi_call_entry(x, i);
+    return src_in_rbuf ? e->rbuf + (uint64_t)i * bytes : e->sbuf;
+}
+
+np_err npi_coll_exchange_cma(npi_call *x, size_t bytes, size_t src_stride, bool src_in_rbuf)
+{
+    np_err err = NP_OK;
+    npi_claims how = npi_decide_claims(bytes, x->n, (int)x->s->cores);
+    uint64_t my_src = coll_exchange_src(x, x->me, bytes, src_in_rbuf);
+    char *my_rbuf = (char *)(uintptr_t)npi_call_entry(x, x->me)->rbuf;
+    /* Pass 0 takes incoming blocks, pass 1 outgoing ones; push-first swaps
+     * them.  Peers in turn from the right neighbour, so that not every rank
+     * starts with rank 0. */
+    for (int pass = 0; pass < 2 && err == NP_OK; pass++) {
+        bool push = (pass == 1) != (how == NPI_CLAIMS_PUSH_FIRST);
+        if (push && how == NPI_CLAIMS_NONE)
+            continue;
+        for (int k = 1; k < x->n && err == NP_OK; k++) {
+            int q = (x->me + k) % x->n;
+            if (push && npi_call_claim(x, x->me, q))
+                err = npi_call_push(x, q, npi_call_entry(x, q)->rbuf + (uint64_t)x->me * bytes,
+                                    (const char *)(uintptr_t)(my_src + (uint64_t)q * src_stride),
+                                    bytes);
+            else if (!push && (how == NPI_CLAIMS_NONE || npi_call_claim(x, q, x->me)))
+                err = npi_call_pull(x, q, my_rbuf + (size_t)q * bytes,
+                                    coll_exchange_src(x, q, bytes, src_in_rbuf) +
+                                        (uint64_t)x->me * src_stride,
+                                    bytes);
+        }
+    }
+    if (err != NP_OK)
+        return err;
+    npi_call_post(x, 1);
+    return npi_call_wait_all(x, 1);
+}
+
 size_t npi_coll_root_share(const npi_call *x, size_t bytes)
 {
     return npi_decide_root_share(bytes, x->n, x->s->cores);

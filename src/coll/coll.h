@@ -172,6 +172,19 @@ static inline bool npi_call_claim(npi_call *x, int word, int bit)
     return (atomic_fetch_or_explicit(w, b, memory_order_relaxed) & b) == 0;
 }
 
+/*
+ * Every rank sends a block of bytes to every other by single copies
+ * (alltoall and allgather, cma): block i->j goes from rank i's published
+ * source, at (its entry's rbuf + i * bytes if src_in_rbuf, else its sbuf)
+ * + j * src_stride, to rank j's entry's rbuf + i * bytes.  Either the
+ * receiver reads it or, with claims (see "Claims" above and
+ * npi_decide_claims), the sender may write it.  Ends with step 1 reported
+ * by every rank: the caller's recvbuf is complete and no peer reads its
+ * source any more.  The caller copies its own block and, when claims may
+ * be used, cleared its claim word before arriving (npi_call_claims_clear).
+ */
+np_err npi_coll_exchange_cma(npi_call *x, size_t bytes, size_t src_stride, bool src_in_rbuf);
+
 /* Number of windows of w bytes that cover n bytes (at least 1). */
 static inline size_t npi_windows(size_t n, size_t w)
 {

@@ -158,21 +158,23 @@ size_t npi_decide_root_share(size_t bytes, int ranks, int cores)
     return bytes / (size_t)ranks / 4096 * 4096;
 }
 
-/* Alltoall claims (alltoall.c): with more ranks than cores, a rank that
- * runs copies the blocks of a rank waiting for a core.  Medians of 4
- * interleaved runs on 2 cores, claims against pulls alone:
+/* Claims (npi_coll_exchange_cma: alltoall and allgather by cma): with more
+ * ranks than cores, a rank that runs copies the blocks of a rank waiting
+ * for a core.  Medians of 3-4 interleaved runs on 2 cores, claims against
+ * pulls alone:
  *   NUMPUSH_ALLTOALL_ALG=cma numpush-run -n 3|4 bench/bench_coll -c alltoall
- * 3 ranks, 256 KiB and 1 MiB blocks: 105 and 490 us against 137 and 639;
- * 4 ranks, 256 KiB and 1 MiB: 210 and 848 against 220 and 870, a tie;
- * 64 KiB: 40 against 37 us, so not below 256 KiB.  With a core per rank
- * every receiver is running anyway (2 ranks: 189 against 200 us at 1 MiB,
- * within the noise), so claims stay off there. */
+ * alltoall, 3 ranks, 256 KiB / 1 MiB / 4 MiB blocks: 103 / 545 / 2004 us
+ * against 141 / 638 / 2551; 4 ranks, 256 KiB and 1 MiB, a tie (210 / 848
+ * against 220 / 870); 64 KiB, 40 against 37 us, so not below 256 KiB.
+ * allgather, 3 ranks, 1 / 4 MiB: 503 / 1950 against 578 / 2329; 4 ranks a
+ * tie.  With a core per rank every receiver is running anyway (2 ranks:
+ * 189 against 200 us at 1 MiB, within the noise), so claims stay off. */
 #define DECIDE_CLAIMS_MIN (256 * 1024)
 
 static npi_claims decide_claims_setting = NPI_CLAIMS_PULL_FIRST;
 static bool decide_claims_forced;
 
-npi_claims npi_decide_alltoall_claims(size_t bytes, int ranks, int cores)
+npi_claims npi_decide_claims(size_t bytes, int ranks, int cores)
 {
     if (ranks < 2 || ranks > NPI_CLAIM_MAX)
         return NPI_CLAIMS_NONE;
@@ -183,7 +185,7 @@ npi_claims npi_decide_alltoall_claims(size_t bytes, int ranks, int cores)
 
 static np_err decide_claims_load(void)
 {
-    const char *v = npi_config_get("NUMPUSH_ALLTOALL_CLAIMS", NULL);
+    const char *v = npi_config_get("NUMPUSH_CMA_CLAIMS", NULL);
     decide_claims_forced = true;
     if (v == NULL)
         v = "auto";
@@ -194,8 +196,7 @@ static np_err decide_claims_load(void)
     else if (strcmp(v, "auto") == 0 || v[0] == '\0')
         decide_claims_forced = false;
     else
-        return npi_error(NP_ERR_CONFIG, "NUMPUSH_ALLTOALL_CLAIMS=%s: expected auto, pull or push",
-                         v);
+        return npi_error(NP_ERR_CONFIG, "NUMPUSH_CMA_CLAIMS=%s: expected auto, pull or push", v);
     return NP_OK;
 }
 

@@ -49,20 +49,21 @@ npi_alg npi_decide(const npi_decide_in *in);
  * broadcast writes itself (0: none); see npi_coll_root_share. */
 size_t npi_decide_root_share(size_t bytes, int ranks, int cores);
 
-/* Who makes the single copies of a CMA alltoall (alltoall.c, coll.h
- * "Claims").  Claims are one 64-bit word per rank: at most 64 ranks. */
+/* Who makes the single copies of a CMA alltoall or allgather
+ * (npi_coll_exchange_cma, coll.h "Claims").  Claims are one 64-bit word per rank: at most 64 ranks.
+ */
 #define NPI_CLAIM_MAX 64
 
 typedef enum npi_claims {
     NPI_CLAIMS_NONE = 0,       /* every receiver pulls its blocks */
     NPI_CLAIMS_PULL_FIRST = 1, /* claims: a rank takes its incoming blocks, then its outgoing */
-    NPI_CLAIMS_PUSH_FIRST = 2, /* claims, outgoing blocks first (NUMPUSH_ALLTOALL_CLAIMS=push) */
+    NPI_CLAIMS_PUSH_FIRST = 2, /* claims, outgoing blocks first (NUMPUSH_CMA_CLAIMS=push) */
 } npi_claims;
 
 /* For blocks of bytes among ranks sharing cores, honouring
- * NUMPUSH_ALLTOALL_CLAIMS as loaded by npi_decide_load.  Ranks may be given
+ * NUMPUSH_CMA_CLAIMS as loaded by npi_decide_load.  Ranks may be given
  * different settings: alltoall.c stays correct whatever each one uses. */
-npi_claims npi_decide_alltoall_claims(size_t bytes, int ranks, int cores);
+npi_claims npi_decide_claims(size_t bytes, int ranks, int cores);
 
 /* "eager", "cells", "cma", "flags". */
 const char *npi_alg_name(npi_alg a);

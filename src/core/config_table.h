@@ -34,7 +34,7 @@
     X(NUMPUSH_REDUCE_ALG, "", "force the reduce algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_ALLGATHER_ALG, "", "force the allgather algorithm: eager, cells or cma (default: the decision table)") \
     X(NUMPUSH_ALLTOALL_ALG, "", "force the alltoall algorithm: eager, cells or cma (default: the decision table)") \
-    X(NUMPUSH_ALLTOALL_CLAIMS, "auto", "single-copy alltoall: who copies a block: auto (either of its two ranks, whichever comes first, with more ranks than cores and 256 KiB blocks and up; else the receiver), pull (always the receiver) or push (the sender first, at every size; tests the write path)") \
+    X(NUMPUSH_CMA_CLAIMS, "auto", "single-copy alltoall and allgather: who copies a block: auto (either of its two ranks, whichever comes first, with more ranks than cores and 256 KiB blocks and up; else the receiver), pull (always the receiver) or push (the sender first, at every size; tests the write path)") \
     X(NUMPUSH_HIER_CHUNK, "4194304", "bytes per chunk of a broadcast between nodes, pipelined with the node-local one") \
     X(NUMPUSH_HIER_BCAST, "", "large broadcast among node leaders with 3+ nodes: chain (default) or sag (scatter-allgather); NUMPUSH_NET_BCAST_ALG wins") \
     X(NUMPUSH_NET_BCAST_ALG, "", "force the bcast algorithm between nodes: binomial, knomial, chain or sag (default: the decision table)") \
