@@ -336,7 +336,9 @@ def _nd_unpack(mv, kind, n, nenv):
 # rows, inline kind, inline header length, inline bytes), then room for the
 # whole object when it is small: a plain array as _nd_describe writes it
 # (_K_SMALL_ND) or a pickle (_K_SMALL_PICKLE).  When every rank's object
-# fits, that one collective is the whole gather.
+# fits, that one collective is the whole gather.  scatter's header is one
+# scatter of such slots from the root (its head's fields 2 and 3: the most
+# buffers of any piece, and whether every piece is inline).
 _SLOT = 1024
 _SLOT_HEAD = 64
 
@@ -346,6 +348,8 @@ def _inline_encode(obj, mv):
     None when it does not fit or is an array or frame that must not be
     pickled."""
     if type(obj) is np.ndarray:
+        if obj.nbytes > _SLOT - _SLOT_HEAD:
+            return None
         d = _nd_describe(obj, mv, _SLOT_HEAD, _SLOT)
         return (_K_SMALL_ND, d[0], obj.nbytes) if d is not None and d[1] else None
     if isinstance(obj, np.ndarray) or (pd is not None and isinstance(
@@ -707,45 +711,75 @@ class Comm:
         rows as np.array_split does (the index comes along)."""
         h = self._h
         root = self._root(root, "scatter")
-        hdr = np.zeros(3, np.int64)  # envelope bytes (<0: error text), buffers, max buffers
+        # First one scatter of header slots (see _SLOT): head [envelope bytes
+        # (< 0: error text), buffers, most buffers of any rank, every piece
+        # inline, 0, inline kind, inline header length, inline bytes].  A
+        # small piece rides in its slot; when every piece does, that one
+        # collective is the whole scatter.
+        slot = np.empty(_SLOT, np.uint8)
+        envs = parts = None
         if self.rank == root:
-            envs, parts, err = [], [], None
-            try:
-                pieces = self._split_for_scatter(sendobj)
-            except Exception as exc:  # noqa: BLE001
-                err = f"rank {self.rank}: scatter: cannot split {type(sendobj).__name__}: " \
-                      f"{type(exc).__name__}: {exc}"
-            if err is None:
-                for p in pieces:
-                    env, bufs, err = self._encode_or_error(p, "scatter")
-                    if err is not None:
-                        break
-                    envs.append(env)
-                    parts.append(bufs)
-            allhdr = np.zeros((self.size, 3), np.int64)
-            if err is not None:
-                envs = [err.encode()] * self.size
-                allhdr[:, 0] = -len(envs[0])
-            else:
-                allhdr[:, 0] = [len(e) for e in envs]
-                allhdr[:, 1] = [len(b) for b in parts]
-                allhdr[:, 2] = allhdr[:, 1].max()
-            _core.scatter(h, allhdr, hdr, 3, 3, root)
+            slots = np.zeros((self.size, _SLOT), np.uint8)
+            envs, parts = self._scatter_encode(sendobj, slots)
+            _core.scatter(h, slots, slot, _SLOT, BYTE_CODE, root)
         else:
-            _core.scatter(h, None, hdr, 3, 3, root)
-            envs = None
-        n, nb, k = (int(x) for x in hdr)
+            _core.scatter(h, None, slot, _SLOT, BYTE_CODE, root)
+        n, nb, k, every_inline, _, kind, nenv, nbytes = slot[:_SLOT_HEAD].view(np.int64).tolist()
+        if every_inline:
+            return _inline_decode(slot, kind, nenv, nbytes)
         env = bytearray(abs(n))
         _core.scatter_list(h, envs, env, root)
         if n < 0:
             raise Error("ERR_ARG", env.decode(errors="replace"))
-        meta, mine = _open(env)
+        meta, mine = _open(env) if not kind else (None, [])
         for j in range(k):
             send = None
             if self.rank == root:
                 send = [p[j] if j < len(p) else None for p in parts]
             _core.scatter_list(h, send, mine[j] if j < nb else None, root)
+        if kind:
+            return _inline_decode(slot, kind, nenv, nbytes)
         return codec.decode(meta, mine)
+
+    def _scatter_encode(self, sendobj, slots):
+        """At scatter's root: fill every rank's header slot, its piece inline
+        when small; (envelopes, buffers) per rank for the rest (an empty
+        envelope for an inline piece), or the error text as every rank's
+        envelope when sendobj cannot be split or a piece cannot be sent."""
+        err = None
+        envs, parts = [], []
+        try:
+            pieces = self._split_for_scatter(sendobj)
+        except Exception as exc:  # noqa: BLE001 - reported on every rank
+            err = f"rank {self.rank}: scatter: cannot split {type(sendobj).__name__}: " \
+                  f"{type(exc).__name__}: {exc}"
+            pieces = []
+        heads = slots[:, :_SLOT_HEAD].view(np.int64)
+        kinds = []
+        for r, p in enumerate(pieces):
+            inline = _inline_encode(p, memoryview(slots[r]))
+            if inline is not None:
+                heads[r, 5:8] = inline
+                kinds.append(inline[0])
+                envs.append(b"")
+                parts.append([])
+                continue
+            env, bufs, err = self._encode_or_error(p, "scatter")
+            if err is not None:
+                break
+            kinds.append(0)
+            envs.append(env)
+            parts.append(bufs)
+        if err is not None:
+            slots[:] = 0
+            envs, parts = [err.encode()] * self.size, [[]] * self.size
+            heads[:, 0] = -len(envs[0])
+            return envs, parts
+        # One assignment of plain Python values: per-column numpy calls cost
+        # a microsecond each, as much as the collective itself.
+        most, every = max(len(b) for b in parts), int(all(kinds))
+        heads[:, :4] = [(len(e), len(b), most, every) for e, b in zip(envs, parts)]
+        return envs, parts
 
     def _gather_headers(self, obj, what, concat=False):
         """Exchange every rank's header slot (see _SLOT): returns (env, bufs,

@@ -179,6 +179,65 @@ def test_object_arrays(comm):
     same_array(comm.bcast(rec), rec)
 
 
+def spy_collectives(monkeypatch, names):
+    """Record, in the returned list, every call of numpush's C extension
+    whose name is in names (the collectives a Python call makes)."""
+    from numpush import comm as comm_mod
+    calls = []
+    core = comm_mod._core
+
+    class Spy:
+        def __getattr__(self, name):
+            f = getattr(core, name)
+            if name in names:
+                return lambda *args: (calls.append(name), f(*args))[1]
+            return f
+
+    monkeypatch.setattr(comm_mod, "_core", Spy())
+    return calls
+
+
+def small_objects(q):
+    """Objects of rank q that fit a header slot."""
+    return [make("f8", (3,), seed=q), q, {"q": q, "l": [q] * 3}, make("i2", (0, 2)),
+            np.asfortranarray(make("u4", (2, 3), seed=q)), None, f"r{q}\u00e9"]
+
+
+def same_small_objects(got, want):
+    for g, w in zip(got, want, strict=True):
+        if isinstance(w, np.ndarray):
+            same_array(g, w)
+            assert g.flags.f_contiguous == w.flags.f_contiguous
+        else:
+            assert g == w
+
+
+def test_scatter_small_objects_one_collective(comm, monkeypatch):
+    # Small pieces ride in the header slots that scatter sends first: one
+    # collective in all.  A large piece for some rank sends the rest the
+    # general way; the small ones still come from their slots.
+    calls = spy_collectives(monkeypatch, ("scatter", "scatter_list", "bcast", "scatterv",
+                                          "allgather"))
+    r, p = comm.rank, comm.size
+    for root in range(p):
+        del calls[:]
+        got = comm.scatter([small_objects(q) for q in range(p)] if r == root else None,
+                           root=root)
+        assert calls == ["scatter"]
+        same_small_objects(got, small_objects(r))
+    # An array split by rows, small enough for the slots.
+    a = make("i4", (2 * p + 1, 3), seed=4)
+    del calls[:]
+    got = comm.scatter(a if r == 0 else None, root=0)
+    assert calls == ["scatter"]
+    same_array(got, np.array_split(a, p)[r])
+    # Mixed: the last rank's piece is too large for its slot.
+    big = make("f8", (5000,), seed=9)
+    items = [big if q == p - 1 else make("i8", (2,), seed=q) for q in range(p)]
+    got = comm.scatter(items if r == 0 else None, root=0)
+    same_array(got, big if r == p - 1 else make("i8", (2,), seed=r))
+
+
 def test_scatter_array(comm):
     a = make("f8", (11, 3))
     got = comm.scatter(a if comm.rank == 0 else None, root=0)
@@ -724,36 +783,16 @@ def test_gather_small_objects_one_collective(comm, monkeypatch):
     # Small objects ride in the header slots that gather and allgather
     # exchange first: one collective in all.  A large one on some rank
     # sends the rest the general way; the small ones still come from slots.
-    from numpush import comm as comm_mod
-    calls = []
-    core = comm_mod._core
-
-    class Spy:
-        def __getattr__(self, name):
-            f = getattr(core, name)
-            if name in ("allgather", "gather_list", "bcast", "gatherv", "allreduce"):
-                return lambda *args: (calls.append(name), f(*args))[1]
-            return f
-
-    monkeypatch.setattr(comm_mod, "_core", Spy())
+    calls = spy_collectives(monkeypatch, ("allgather", "gather_list", "bcast", "gatherv",
+                                          "allreduce"))
     r, p = comm.rank, comm.size
-
-    def small(q):
-        return [make("f8", (3,), seed=q), q, {"q": q, "l": [q] * 3}, make("i2", (0, 2)),
-                np.asfortranarray(make("u4", (2, 3), seed=q)), None, f"r{q}é"]
-
     for root in range(p):
         del calls[:]
-        got = comm.gather(small(r), root=root)
+        got = comm.gather(small_objects(r), root=root)
         assert calls == ["allgather"]
         if r == root:
             for q in range(p):
-                for g, w in zip(got[q], small(q)):
-                    if isinstance(w, np.ndarray):
-                        same_array(g, w)
-                        assert g.flags.f_contiguous == w.flags.f_contiguous
-                    else:
-                        assert g == w
+                same_small_objects(got[q], small_objects(q))
         else:
             assert got is None
     del calls[:]
