@@ -103,22 +103,56 @@ def net_table(rows, mode, colls, sizes):
     return md_table(head, body) if body else []
 
 
-def py_table(rows, mode, sizes):
+# What each Python table times (bench/bench_mpi4py.py, --object array).
+PY_WHAT = {
+    "bcast": "bcast of a float64 ndarray of the given size",
+    "scatter": "scatter of a float64 ndarray of the given size, split by rows (each rank "
+               "gets size / ranks)",
+    "gather": "gather of float64 ndarrays into one of the given size at the root (numpush: "
+              "gather(concat=True); mpi4py: gather, then np.concatenate at the root, inside "
+              "the timer)",
+    "allreduce": "allreduce (SUM) of a float64 ndarray of the given size",
+}
+
+
+def py_systems(coll):
+    """The Python systems of one collective in table order, with labels:
+    numpush's object and buffer methods, then mpi4py's pickle, pkl5 and
+    buffer methods (bench_mpi4py.py's names; bcast keeps its historical
+    ones, which are the same pattern)."""
+    upper = coll[0].upper() + coll[1:]
+    return [("numpush-py-" + coll, "numpush " + coll), ("numpush-py-" + upper, "numpush " + upper),
+            ("mpi4py-pickle", "mpi4py %s (pickle)" % coll), ("mpi4py-pkl5", "mpi4py pkl5 " + coll),
+            ("mpi4py-" + upper, "mpi4py " + upper)]
+
+
+def py_tables(rows, mode, sizes):
+    """One table per Python collective in the run: latency of numpush's and
+    mpi4py's variants at each (ranks, size)."""
     idx = pd.index(rows)
-    present = {r["system"] for r in rows if pd.is_python(r["system"])}
-    if not present:
-        return []
-    systems = pd.ordered(present, pd.PY_ORDER)
-    head = ["ranks", "size"] + [pd.label(s) for s in systems]
-    body = []
-    for n in sorted({r["ranks"] for r in rows if r["system"] in present}):
-        for b in sizes:
-            vals = [idx.get((s, "bcast", n, b, mode)) for s in systems]
-            if all(v is None for v in vals):
-                continue
-            body.append([str(n), pd.fmt_bytes(b)] + [pd.fmt_us(v["avg_us"] if v else None)
-                                                     for v in vals])
-    return md_table(head, body) if body else []
+    out = []
+    for coll in pd.COLL_ORDER:
+        mine = [r for r in rows if pd.is_python(r["system"]) and r["collective"] == coll]
+        if not mine:
+            continue
+        present = {r["system"] for r in mine}
+        systems = [(s, lab) for s, lab in py_systems(coll) if s in present]
+        head = ["ranks", "size"] + [lab for _, lab in systems]
+        body = []
+        for n in sorted({r["ranks"] for r in mine}):
+            # scatter and gather move a whole number of rows per rank: the
+            # bytes measured are the first at or above the size asked for.
+            have = sorted({r["bytes"] for r in mine if r["ranks"] == n})
+            for want in sizes:
+                b = next((h for h in have if want <= h < 2 * want), None)
+                vals = [idx.get((s, coll, n, b, mode)) for s, _ in systems]
+                if b is None or all(v is None for v in vals):
+                    continue
+                body.append([str(n), pd.fmt_bytes(b)] + [pd.fmt_us(v["avg_us"] if v else None)
+                                                         for v in vals])
+        if body:
+            out += ["", "Python, %s:" % PY_WHAT.get(coll, coll), ""] + md_table(head, body)
+    return out
 
 
 def section(rows, meta, mode, colls, sizes, plot_rel, net=False):
@@ -158,9 +192,7 @@ def section(rows, meta, mode, colls, sizes, plot_rel, net=False):
         lines += ["", NET_END]
         return "\n".join(lines)
     lines += c_table(rows, mode, colls, sizes)
-    py = py_table(rows, mode, sizes)
-    if py:
-        lines += ["", "Python, broadcast of a uint8 ndarray of the given size:", ""] + py
+    lines += py_tables(rows, mode, sizes)
     lines += ["", END]
     return "\n".join(lines)
 
