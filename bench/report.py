@@ -143,8 +143,10 @@ def py_tables(rows, mode, sizes):
             # scatter and gather move a whole number of rows per rank: the
             # bytes measured are the first at or above the size asked for.
             have = sorted({r["bytes"] for r in mine if r["ranks"] == n})
-            for want in sizes:
-                b = next((h for h in have if want <= h < 2 * want), None)
+            asked = sorted(sizes)
+            for k, want in enumerate(asked):
+                below = asked[k + 1] if k + 1 < len(asked) else float("inf")
+                b = next((h for h in have if want <= h < below), None)
                 vals = [idx.get((s, coll, n, b, mode)) for s, _ in systems]
                 if b is None or all(v is None for v in vals):
                     continue
