@@ -343,15 +343,19 @@ _SLOT = 1024
 _SLOT_HEAD = 64
 
 
-def _inline_encode(obj, mv):
+def _inline_encode(obj, mv, large_nd=False):
     """Write obj after the slot's head; (kind, header length, bytes), or
     None when it does not fit or is an array or frame that must not be
-    pickled."""
+    pickled.  With large_nd, a plain array too large for the slot is
+    described there all the same (_K_LARGE_ND: dtype, shape and order; its
+    bytes travel on their own)."""
     if type(obj) is np.ndarray:
-        if obj.nbytes > _SLOT - _SLOT_HEAD:
+        if obj.nbytes > _SLOT - _SLOT_HEAD and not large_nd:
             return None
         d = _nd_describe(obj, mv, _SLOT_HEAD, _SLOT)
-        return (_K_SMALL_ND, d[0], obj.nbytes) if d is not None and d[1] else None
+        if d is None or not (d[1] or large_nd):
+            return None
+        return _K_SMALL_ND if d[1] else _K_LARGE_ND, d[0], obj.nbytes
     if isinstance(obj, np.ndarray) or (pd is not None and isinstance(
             obj, (pd.DataFrame, pd.Series, pd.Index))):
         return None
@@ -366,11 +370,18 @@ def _inline_encode(obj, mv):
 
 
 def _inline_decode(row, kind, nenv, n):
-    """The object that _inline_encode wrote into slot row (a uint8 array)."""
+    """The object that _inline_encode wrote into slot row (a uint8 array);
+    for _K_LARGE_ND, the fresh array still to be filled."""
     mv = memoryview(row)
     if kind == _K_SMALL_PICKLE:
         return pickle.loads(mv[_SLOT_HEAD:_SLOT_HEAD + n])
-    return _nd_rebuild(mv, _SLOT_HEAD, n, nenv, True)
+    return _nd_rebuild(mv, _SLOT_HEAD, n, nenv, kind == _K_SMALL_ND)
+
+
+def _nd_bytes(a):
+    """The bytes of a C- or F-contiguous array in memory order, as the
+    buffer that sends or receives them."""
+    return memoryview(a if a.flags.c_contiguous else a.T).cast("B")
 
 
 def _pad(n):
@@ -781,7 +792,7 @@ class Comm:
         heads[:, :4] = [(len(e), len(b), most, every) for e, b in zip(envs, parts)]
         return envs, parts
 
-    def _gather_headers(self, obj, what, concat=False):
+    def _gather_headers(self, obj, what, concat=False, large_nd=False):
         """Exchange every rank's header slot (see _SLOT): returns (env, bufs,
         err, allhdr, slots), allhdr the (size, 8) int64 heads.  A small
         object rides in its slot and is not encoded (env b"", no buffers,
@@ -791,10 +802,13 @@ class Comm:
         buffers come before the blocks' rows (see codec.concat_layout)."""
         slot = np.zeros(_SLOT, np.uint8)
         head = slot[:_SLOT_HEAD].view(np.int64)
-        inline = _inline_encode(obj, memoryview(slot))
+        inline = _inline_encode(obj, memoryview(slot), large_nd)
         if inline is not None:
             env, bufs, err = b"", [], None
             head[5:8] = inline
+            if inline[0] == _K_LARGE_ND:  # its bytes follow as its one buffer
+                bufs = [_nd_bytes(obj)] if obj.nbytes else []
+                head[1] = len(bufs)
         else:
             layout = codec.concat_layout(obj) if concat else None
             sig = rows = 0
@@ -840,10 +854,12 @@ class Comm:
         with pandas.concat, giving one object at root."""
         h = self._h
         root = self._root(root, "gather")
-        env, bufs, err, allhdr, slots = self._gather_headers(sendobj, "gather", concat)
+        env, bufs, err, allhdr, slots = self._gather_headers(sendobj, "gather", concat, True)
         self._raise_encode_failures(allhdr, env, "gather")
         isroot = self.rank == root
         kinds = allhdr[:, 5].tolist()
+        if _K_LARGE_ND in kinds and all(k in (_K_SMALL_ND, _K_LARGE_ND) for k in kinds):
+            return self._gather_nd(root, concat, bufs, allhdr, slots, kinds)
         if all(kinds):  # every object came in its slot: nothing else to move
             if not isroot:
                 return None
@@ -856,18 +872,69 @@ class Comm:
         _core.gather_list(h, env, envs, root)
         metas = recv = None
         if isroot:
-            # Ranks whose object came in its slot sent an empty envelope.
+            # Ranks whose object came in its slot sent an empty envelope; a
+            # large plain array's bytes come as its one buffer.
             metas = [_unpack(e) if not kinds[r] else None for r, e in enumerate(envs)]
             recv = [codec.alloc_wire(m[1], m[2] if len(m) > 2 else ()) if m is not None
                     else [] for m in metas]
+            shells = {r: _inline_decode(slots[r], _K_LARGE_ND, int(allhdr[r, 6]),
+                                        int(allhdr[r, 7]))
+                      for r in range(self.size) if kinds[r] == _K_LARGE_ND}
+            for r, a in shells.items():
+                recv[r] = [_nd_bytes(a)] if a.nbytes else []
         for j in range(int(allhdr[:, 1].max())):
             dest = [r[j] if j < len(r) else None for r in recv] if isroot else None
             _core.gather_list(h, bufs[j] if j < len(bufs) else None, dest, root)
         if not isroot:
             return None
-        objs = [codec.decode(m[0], b) if m is not None else
+        objs = [codec.decode(m[0], b) if m is not None else shells[r] if r in shells else
                 _inline_decode(slots[r], kinds[r], int(allhdr[r, 6]), int(allhdr[r, 7]))
                 for r, (m, b) in enumerate(zip(metas, recv))]
+        return _concat(objs) if concat else objs
+
+    def _gather_nd(self, root, concat, bufs, allhdr, slots, kinds):
+        """gather when every rank's object is a plain array described in its
+        slot (small ones carry their bytes there too): no envelopes.  With
+        concat=True and arrays that join by their bytes (one dtype, the same
+        trailing shape, C order), the root allocates the result and one
+        gatherv puts each rank's bytes in place; otherwise one gather of the
+        large arrays' bytes into fresh arrays, concatenated as gather does."""
+        h = self._h
+        isroot = self.rank == root
+        heads = [(int(allhdr[r, 6]), int(allhdr[r, 7])) for r in range(self.size)]
+        descs = [_unpack(memoryview(slots[r])[_SLOT_HEAD:_SLOT_HEAD + heads[r][0]])
+                 for r in range(self.size)]
+        shapes = [tuple(d[1]) or (1,) for d in descs]  # 0-d joins as one row
+        if concat and all(d[0] == descs[0][0] and sh[1:] == shapes[0][1:] and
+                          (d[2] == "C" or len(sh) == 1) for d, sh in zip(descs, shapes)):
+            mine = bufs[0] if bufs else memoryview(slots[self.rank])[0:0]
+            out = counts = displs = None
+            if isroot:
+                rows = sum(sh[0] for sh in shapes)
+                total = sum(n for _, n in heads)
+                out = codec.alloc(total).view(np.dtype(descs[0][0]))
+                out = out.reshape((rows,) + shapes[0][1:])
+                counts = [n for _, n in heads]
+                displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
+            if kinds[self.rank] == _K_SMALL_ND:  # its bytes sit in its slot
+                at = _SLOT_HEAD + _pad(heads[self.rank][0])
+                mine = memoryview(slots[self.rank])[at:at + heads[self.rank][1]]
+            raw = None if out is None else codec.raw_bytes(out)
+            if all(n == heads[0][1] for _, n in heads):
+                # Equal blocks: np_gather, whose small blocks ride in the
+                # senders' eager areas so that they need not wait for the root.
+                _core.gather(h, mine, raw, len(mine), BYTE_CODE, root)
+            else:
+                _core.gatherv(h, mine, len(mine), raw, counts, displs, BYTE_CODE, root)
+            return out
+        dest = objs = None
+        if isroot:
+            objs = [_inline_decode(slots[r], kinds[r], *heads[r]) for r in range(self.size)]
+            dest = [_nd_bytes(o) if kinds[r] == _K_LARGE_ND and o.nbytes else None
+                    for r, o in enumerate(objs)]
+        _core.gather_list(h, bufs[0] if bufs else None, dest, root)
+        if not isroot:
+            return None
         return _concat(objs) if concat else objs
 
     def _gather_concat(self, sendobj, root, env, bufs, allhdr):

@@ -238,6 +238,59 @@ def test_scatter_small_objects_one_collective(comm, monkeypatch):
     same_array(got, big if r == p - 1 else make("i8", (2,), seed=r))
 
 
+def same_values(a, b):
+    """Equal arrays whose dtypes may differ in byte order only: a join of
+    '>u4' blocks is '>u4' when numpush moves the bytes, native when
+    np.concatenate builds it."""
+    assert type(a) is type(b) and a.shape == b.shape
+    assert a.dtype.newbyteorder("=") == b.dtype.newbyteorder("="), (a.dtype, b.dtype)
+    npt.assert_array_equal(a, b)
+
+
+def test_gather_plain_arrays_without_envelopes(comm, monkeypatch):
+    # Plain arrays, some too large for their slots: the slots describe them
+    # and their bytes follow in one collective, no envelope exchanged.
+    calls = spy_collectives(monkeypatch, ("allgather", "gather_list", "bcast", "gatherv",
+                                          "gather", "allreduce"))
+    r, p = comm.rank, comm.size
+    for dt in ("f8", "i2", "c16", ">u4", "?"):
+        for root in (0, p - 1):
+            # Equal blocks: one np_gather of bytes into the joined result.
+            del calls[:]
+            got = comm.gather(make(dt, (400, 3), seed=r), root=root, concat=True)
+            assert calls == ["allgather", "gather"]
+            if r == root:
+                want = np.concatenate([make(dt, (400, 3), seed=q) for q in range(p)])
+                same_values(got, want)
+            else:
+                assert got is None
+            # Unequal rows, some small enough for the slot: one gatherv.
+            del calls[:]
+            mine = make(dt, (1 + 400 * (r % 2), 3), seed=r)
+            got = comm.gather(mine, root=root, concat=True)
+            assert calls == (["allgather", "gatherv"] if p > 1 else ["allgather"])
+            if r == root:
+                want = [make(dt, (1 + 400 * (q % 2), 3), seed=q) for q in range(p)]
+                same_values(got, np.concatenate(want))
+    # Not joinable by bytes (Fortran order, or concat=False): the large ones'
+    # bytes come straight into fresh arrays, each with its order.
+    for concat in (False, True):
+        del calls[:]
+        mine = np.asfortranarray(make("f4", (40, 30), seed=r)) if r % 2 else make("f4", (40, 30),
+                                                                                  seed=r)
+        got = comm.gather(mine, root=0, concat=concat)
+        joined = concat and p == 1  # one C-ordered block joins by its bytes
+        assert calls == ["allgather", "gather" if joined else "gather_list"]
+        if r == 0:
+            want = [make("f4", (40, 30), seed=q) for q in range(p)]
+            if concat:
+                same_array(got, np.concatenate(want))
+            else:
+                for q in range(p):
+                    same_array(got[q], want[q])
+                    assert got[q].flags.f_contiguous == bool(q % 2)
+
+
 def test_scatter_array(comm):
     a = make("f8", (11, 3))
     got = comm.scatter(a if comm.rank == 0 else None, root=0)
