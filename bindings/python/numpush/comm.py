@@ -724,9 +724,11 @@ class Comm:
         root = self._root(root, "scatter")
         # First one scatter of header slots (see _SLOT): head [envelope bytes
         # (< 0: error text), buffers, most buffers of any rank, every piece
-        # inline, 0, inline kind, inline header length, inline bytes].  A
-        # small piece rides in its slot; when every piece does, that one
-        # collective is the whole scatter.
+        # inline, every piece a plain array, inline kind, inline header
+        # length, inline bytes].  A small piece rides in its slot, and when
+        # every piece does, that one collective is the whole scatter.  A
+        # larger plain array is described in its slot and its bytes are its
+        # one buffer: when every piece is a plain array no envelopes follow.
         slot = np.empty(_SLOT, np.uint8)
         envs = parts = None
         if self.rank == root:
@@ -735,27 +737,32 @@ class Comm:
             _core.scatter(h, slots, slot, _SLOT, BYTE_CODE, root)
         else:
             _core.scatter(h, None, slot, _SLOT, BYTE_CODE, root)
-        n, nb, k, every_inline, _, kind, nenv, nbytes = slot[:_SLOT_HEAD].view(np.int64).tolist()
+        n, nb, k, every_inline, every_nd, kind, nenv, nbytes = \
+            slot[:_SLOT_HEAD].view(np.int64).tolist()
         if every_inline:
             return _inline_decode(slot, kind, nenv, nbytes)
-        env = bytearray(abs(n))
-        _core.scatter_list(h, envs, env, root)
-        if n < 0:
-            raise Error("ERR_ARG", env.decode(errors="replace"))
-        meta, mine = _open(env) if not kind else (None, [])
+        if not every_nd:
+            env = bytearray(abs(n))
+            _core.scatter_list(h, envs, env, root)
+            if n < 0:
+                raise Error("ERR_ARG", env.decode(errors="replace"))
+        if kind:  # described in the slot (and, if small, carried there)
+            obj = _inline_decode(slot, kind, nenv, nbytes)
+            mine = [_nd_bytes(obj)] if kind == _K_LARGE_ND and nb else []
+        else:
+            meta, mine = _open(env)
         for j in range(k):
             send = None
             if self.rank == root:
                 send = [p[j] if j < len(p) else None for p in parts]
             _core.scatter_list(h, send, mine[j] if j < nb else None, root)
-        if kind:
-            return _inline_decode(slot, kind, nenv, nbytes)
-        return codec.decode(meta, mine)
+        return obj if kind else codec.decode(meta, mine)
 
     def _scatter_encode(self, sendobj, slots):
         """At scatter's root: fill every rank's header slot, its piece inline
-        when small; (envelopes, buffers) per rank for the rest (an empty
-        envelope for an inline piece), or the error text as every rank's
+        when small, described when a larger plain array (its bytes then its
+        one buffer); (envelopes, buffers) per rank for the rest (an empty
+        envelope for a piece in its slot), or the error text as every rank's
         envelope when sendobj cannot be split or a piece cannot be sent."""
         err = None
         envs, parts = [], []
@@ -768,12 +775,12 @@ class Comm:
         heads = slots[:, :_SLOT_HEAD].view(np.int64)
         kinds = []
         for r, p in enumerate(pieces):
-            inline = _inline_encode(p, memoryview(slots[r]))
+            inline = _inline_encode(p, memoryview(slots[r]), large_nd=True)
             if inline is not None:
                 heads[r, 5:8] = inline
                 kinds.append(inline[0])
                 envs.append(b"")
-                parts.append([])
+                parts.append([_nd_bytes(p)] if inline[0] == _K_LARGE_ND else [])
                 continue
             env, bufs, err = self._encode_or_error(p, "scatter")
             if err is not None:
@@ -788,8 +795,10 @@ class Comm:
             return envs, parts
         # One assignment of plain Python values: per-column numpy calls cost
         # a microsecond each, as much as the collective itself.
-        most, every = max(len(b) for b in parts), int(all(kinds))
-        heads[:, :4] = [(len(e), len(b), most, every) for e, b in zip(envs, parts)]
+        most = max(len(b) for b in parts)
+        inline = int(all(k in (_K_SMALL_ND, _K_SMALL_PICKLE) for k in kinds))
+        nd = int(all(k in (_K_SMALL_ND, _K_LARGE_ND) for k in kinds))
+        heads[:, :5] = [(len(e), len(b), most, inline, nd) for e, b in zip(envs, parts)]
         return envs, parts
 
     def _gather_headers(self, obj, what, concat=False, large_nd=False):

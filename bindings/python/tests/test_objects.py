@@ -291,6 +291,30 @@ def test_gather_plain_arrays_without_envelopes(comm, monkeypatch):
                     assert got[q].flags.f_contiguous == bool(q % 2)
 
 
+def test_scatter_plain_arrays_without_envelopes(comm, monkeypatch):
+    # An array split by rows into pieces too large for their slots: the
+    # slots describe them and their bytes follow in one scatterv straight
+    # from the root's array, no envelope exchanged.
+    calls = spy_collectives(monkeypatch, ("scatter", "scatter_list", "bcast", "scatterv",
+                                          "allgather"))
+    r, p = comm.rank, comm.size
+    for dt in ("f8", "i2", "c16", ">u4", "?"):
+        for shape in ((400 * p + 1, 3), (1200 * p - 1,)):
+            a = make(dt, shape, seed=len(shape))
+            del calls[:]
+            got = comm.scatter(a if r == p - 1 else None, root=p - 1)
+            assert calls == ["scatter", "scatter_list"]
+            same_array(got, np.array_split(a, p)[r])
+            assert got.flags.c_contiguous
+    # Rows of a Fortran-ordered array are not contiguous (unless one rank
+    # takes them all): envelopes, then the pieces' buffers.
+    a = np.asfortranarray(make("f4", (100 * p, 30), seed=2))
+    del calls[:]
+    got = comm.scatter(a if r == 0 else None, root=0)
+    assert calls[:2] == ["scatter", "scatter_list"] and (len(calls) > 2) == (p > 1)
+    same_array(got, np.array_split(a, p)[r])
+
+
 def test_scatter_array(comm):
     a = make("f8", (11, 3))
     got = comm.scatter(a if comm.rank == 0 else None, root=0)
