@@ -315,6 +315,48 @@ def test_scatter_plain_arrays_without_envelopes(comm, monkeypatch):
     same_array(got, np.array_split(a, p)[r])
 
 
+def test_allgather_plain_arrays_without_envelopes(comm, monkeypatch):
+    # Plain arrays of one byte size, too large for their slots, joined: one
+    # allgather of slots, one of the bytes.  Otherwise each large array's
+    # bytes in a broadcast from its rank, still no envelope.
+    calls = spy_collectives(monkeypatch, ("allgather", "gather_list", "bcast", "gatherv",
+                                          "gather"))
+    r, p = comm.rank, comm.size
+    for dt in ("f8", ">i4", "?"):
+        del calls[:]
+        got = comm.allgather(make(dt, (400, 3), seed=r), concat=True)
+        assert calls == ["allgather", "allgather"]
+        same_values(got, np.concatenate([make(dt, (400, 3), seed=q) for q in range(p)]))
+        # Fortran order with the same bytes: one array per rank, each in
+        # its order, then joined.
+        mine = make(dt, (400, 3), seed=r)
+        mine = np.asfortranarray(mine) if r % 2 else mine
+        del calls[:]
+        got = comm.allgather(mine, concat=True)
+        assert calls == ["allgather", "allgather"]
+        same_values(got, np.concatenate([make(dt, (400, 3), seed=q) for q in range(p)]))
+        # Not joined: one broadcast per rank into fresh arrays in each order.
+        del calls[:]
+        got = comm.allgather(mine)
+        assert calls == ["allgather"] + ["bcast"] * p
+        assert got[r] is mine
+        for q in range(p):
+            same_array(got[q], make(dt, (400, 3), seed=q))
+            assert got[q].flags.f_contiguous == bool(q % 2)
+    # Several sizes, a small one and a pickled object among them.
+    objs = [make("f8", (300 + q,), seed=q) if q % 3 == 0 else
+            make("i2", (2,), seed=q) if q % 3 == 1 else {"q": q} for q in range(p)]
+    del calls[:]
+    got = comm.allgather(objs[r])
+    large = sum(1 for q in range(p) if q % 3 == 0)
+    assert calls.count("bcast") == large and "gather_list" not in calls
+    for q in range(p):
+        if isinstance(objs[q], np.ndarray):
+            same_array(got[q], objs[q])
+        else:
+            assert got[q] == objs[q]
+
+
 def test_scatter_array(comm):
     a = make("f8", (11, 3))
     got = comm.scatter(a if comm.rank == 0 else None, root=0)
