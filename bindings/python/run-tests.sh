@@ -44,8 +44,10 @@ done
 # tree, so their tests run once, outside any launcher.
 if [ -f "$here/tests/test_shm.py" ]; then
   log=$builddir/python-tests-shm.log
+  # faulthandler_timeout: a test stuck for 120 s prints every thread's
+  # stack into the log before the timeout kills the run.
   if timeout -k 10 300 "$venv/bin/python" -m pytest -q -p no:cacheprovider --color=no \
-       "$here/tests/test_shm.py" >"$log" 2>&1; then
+       -o faulthandler_timeout=120 "$here/tests/test_shm.py" >"$log" 2>&1; then
     pass=$((pass + 1)); echo "PASS: python shared arrays and frames"
   else
     fail=$((fail + 1)); echo "FAIL: python shared arrays and frames (log: $log)"; tail -30 "$log"

@@ -4,6 +4,7 @@ normal exit, an exception, or SIGKILL of the creator).
 
 These tests run in one process (they start their own workers); under
 numpush-run with several ranks, every rank runs them independently."""
+import contextlib
 import gc
 import multiprocessing as mp
 import os
@@ -26,8 +27,20 @@ from numpush.shm import LockOwnerDied, SharedArray, SharedDataFrame
 METHODS = [m for m in ("fork", "spawn") if m in mp.get_all_start_methods()]
 
 
+@contextlib.contextmanager
 def _pool(method, n):
-    return mp.get_context(method).Pool(n)
+    """A pool that ends by letting its workers finish (close, join), not by
+    Pool.__exit__'s terminate: one run in twelve with both cores busy hung
+    in terminate's join of a worker it had just sent SIGTERM."""
+    pool = mp.get_context(method).Pool(n)
+    try:
+        yield pool
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
 
 
 def _memfds(label):
@@ -306,6 +319,7 @@ _CREATOR = textwrap.dedent("""
         input=pickle.dumps(sdf), capture_output=True, check=True)
     assert float(child.stdout) == 4999950000.0, child.stdout
     print("ready", flush=True)
+    sys.stdin.readline()   # the parent has looked at our mappings
     mode = sys.argv[1]
     if mode == "raise":
         raise RuntimeError("creator fails on purpose")
@@ -317,12 +331,16 @@ _CREATOR = textwrap.dedent("""
 @pytest.mark.parametrize("mode", ["exit", "raise", "kill"])
 def test_nothing_left_after_creator_ends(mode):
     shm_before = _dev_shm()
-    p = subprocess.Popen([sys.executable, "-c", _CREATOR, mode], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([sys.executable, "-c", _CREATOR, mode], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert p.stdout.readline().strip() == "ready"
         label = f"numpush-{p.pid}-"
+        # The creator waits for this line before it ends: under load it
+        # could otherwise be gone before its mappings were looked at.
         assert p.pid in _maps_with(label)
+        p.stdin.write("go\n")
+        p.stdin.close()
         if mode == "kill":
             p.send_signal(signal.SIGKILL)
         p.wait(timeout=60)
