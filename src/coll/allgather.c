@@ -67,9 +67,8 @@ static np_err allgather_run(npi_call *x, const void *sendbuf, void *recvbuf, siz
     if (bad == NP_OK && alg == NPI_ALG_EAGER)
         npi_copy(npi_call_eager(x, x->me), mine, bytes);
     /* This call's claims (npi_coll_exchange_cma): bit j of word i is block
-     * i->j.  Cleared whatever this rank's NUMPUSH_CMA_CLAIMS, so that ranks
-     * with different settings at worst copy a block twice. */
-    if (alg == NPI_ALG_CMA && x->n <= NPI_CLAIM_MAX)
+     * i->j. */
+    if (alg == NPI_ALG_CMA)
         npi_call_claims_clear(x);
     npi_coll_sig sig = {NPI_COLL_ALLGATHER, dt, count, -1, NP_OP_NULL};
     np_err err = npi_call_arrive(x, &sig, alg, in_place ? NULL : sendbuf, recvbuf, bad);

@@ -97,11 +97,8 @@ np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt
             src = memcpy(copy, recvbuf, total);
     }
     /* This call's claims (npi_coll_exchange_cma): bit j of word i is block
-     * i->j.
-     * Cleared whether or not this rank claims, so that a rank whose
-     * NUMPUSH_CMA_CLAIMS differs from a peer's only ever makes a copy
-     * twice (the same bytes), never skips one. */
-    if (alg == NPI_ALG_CMA && x.n <= NPI_CLAIM_MAX)
+     * i->j. */
+    if (alg == NPI_ALG_CMA)
         npi_call_claims_clear(&x);
     npi_coll_sig sig = {NPI_COLL_ALLTOALL, dt, count, -1, NP_OP_NULL};
     err = npi_call_arrive(&x, &sig, alg, src, recvbuf, bad);

@@ -162,7 +162,11 @@ size_t npi_coll_root_share(const npi_call *x, size_t bytes);
  */
 static inline void npi_call_claims_clear(npi_call *x)
 {
-    atomic_store_explicit((_Atomic uint64_t *)&npi_call_scratch(x)[x->me], 0, memory_order_relaxed);
+    /* Cleared whatever this rank's NUMPUSH_CMA_CLAIMS, so that ranks with
+     * different settings at worst copy a block twice (the same bytes). */
+    if (x->n <= NPI_CLAIM_MAX)
+        atomic_store_explicit((_Atomic uint64_t *)&npi_call_scratch(x)[x->me], 0,
+                              memory_order_relaxed);
 }
 
 static inline bool npi_call_claim(npi_call *x, int word, int bit)

@@ -384,6 +384,29 @@ def _nd_bytes(a):
     return memoryview(a if a.flags.c_contiguous else a.T).cast("B")
 
 
+def _nd_slots(slots, allhdr, rank, bufs):
+    """For gather and allgather when every rank's object is a plain array
+    described in its slot: (heads, descs, mine, join).  heads[r] is rank
+    r's (header length, bytes), descs[r] its [dtype, shape, order]; mine this rank's bytes (its one buffer, or,
+    when small, its slot's copy); join the (dtype, shape) of the result
+    when the arrays join by their bytes (one dtype, the same trailing
+    shape, C order; a 0-d array joins as one row), else None."""
+    heads = [(int(allhdr[r, 6]), int(allhdr[r, 7])) for r in range(len(slots))]
+    descs = [_unpack(memoryview(slots[r])[_SLOT_HEAD:_SLOT_HEAD + heads[r][0]])
+             for r in range(len(slots))]
+    if bufs:
+        mine = bufs[0]
+    else:
+        at = _SLOT_HEAD + _pad(heads[rank][0])
+        mine = memoryview(slots[rank])[at:at + heads[rank][1]]
+    shapes = [tuple(d[1]) or (1,) for d in descs]
+    join = None
+    if all(d[0] == descs[0][0] and sh[1:] == shapes[0][1:] and (d[2] == "C" or len(sh) == 1)
+           for d, sh in zip(descs, shapes)):
+        join = np.dtype(descs[0][0]), (sum(sh[0] for sh in shapes),) + shapes[0][1:]
+    return heads, descs, mine, join
+
+
 def _pad(n):
     return (n + 63) & ~63
 
@@ -910,30 +933,20 @@ class Comm:
         large arrays' bytes into fresh arrays, concatenated as gather does."""
         h = self._h
         isroot = self.rank == root
-        heads = [(int(allhdr[r, 6]), int(allhdr[r, 7])) for r in range(self.size)]
-        descs = [_unpack(memoryview(slots[r])[_SLOT_HEAD:_SLOT_HEAD + heads[r][0]])
-                 for r in range(self.size)]
-        shapes = [tuple(d[1]) or (1,) for d in descs]  # 0-d joins as one row
-        if concat and all(d[0] == descs[0][0] and sh[1:] == shapes[0][1:] and
-                          (d[2] == "C" or len(sh) == 1) for d, sh in zip(descs, shapes)):
-            mine = bufs[0] if bufs else memoryview(slots[self.rank])[0:0]
-            out = counts = displs = None
+        heads, _, mine, join = _nd_slots(slots, allhdr, self.rank, bufs)
+        if concat and join is not None:
+            out = raw = counts = None
             if isroot:
-                rows = sum(sh[0] for sh in shapes)
-                total = sum(n for _, n in heads)
-                out = codec.alloc(total).view(np.dtype(descs[0][0]))
-                out = out.reshape((rows,) + shapes[0][1:])
+                out = codec.alloc(sum(n for _, n in heads)).view(join[0]).reshape(join[1])
+                raw = codec.raw_bytes(out)
                 counts = [n for _, n in heads]
-                displs = np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
-            if kinds[self.rank] == _K_SMALL_ND:  # its bytes sit in its slot
-                at = _SLOT_HEAD + _pad(heads[self.rank][0])
-                mine = memoryview(slots[self.rank])[at:at + heads[self.rank][1]]
-            raw = None if out is None else codec.raw_bytes(out)
             if all(n == heads[0][1] for _, n in heads):
                 # Equal blocks: np_gather, whose small blocks ride in the
                 # senders' eager areas so that they need not wait for the root.
                 _core.gather(h, mine, raw, len(mine), BYTE_CODE, root)
             else:
+                displs = None if counts is None else \
+                    np.concatenate([[0], np.cumsum(counts)[:-1]]).tolist()
                 _core.gatherv(h, mine, len(mine), raw, counts, displs, BYTE_CODE, root)
             return out
         dest = objs = None
@@ -1019,7 +1032,7 @@ class Comm:
         if (concat and _K_LARGE_ND in kinds and
                 all(k in (_K_SMALL_ND, _K_LARGE_ND) for k in kinds) and
                 all(n == nbytes[0] for n in nbytes)):
-            return self._allgather_nd(sendobj, concat, bufs, allhdr, slots)
+            return self._allgather_nd(sendobj, bufs, allhdr, slots)
         # Objects that came in their slots need nothing more; a large plain
         # array's bytes follow in a broadcast from its rank; the others'
         # envelopes (empty for the former) follow in one padded allgather.
@@ -1044,33 +1057,23 @@ class Comm:
             objs.append(codec.decode(meta, rb))
         return _concat(objs) if concat else objs
 
-    def _allgather_nd(self, sendobj, concat, bufs, allhdr, slots):
+    def _allgather_nd(self, sendobj, bufs, allhdr, slots):
         """allgather(concat=True) when every rank's object is a plain array
         of the same byte size described in its slot: one np_allgather of the
         bytes into one buffer, which is the joined result when the arrays
         join by their bytes (as in _gather_nd), else holds one array per rank
         (this rank's entry is its own object), then joined."""
         n = self.size
-        heads = [(int(allhdr[r, 6]), int(allhdr[r, 7])) for r in range(n)]
+        heads, descs, mine, join = _nd_slots(slots, allhdr, self.rank, bufs)
         size = heads[0][1]
-        descs = [_unpack(memoryview(slots[r])[_SLOT_HEAD:_SLOT_HEAD + heads[r][0]])
-                 for r in range(n)]
-        if bufs:
-            mine = bufs[0]
-        else:  # small: its bytes sit in its slot
-            at = _SLOT_HEAD + _pad(heads[self.rank][0])
-            mine = memoryview(slots[self.rank])[at:at + size]
         raw = codec.alloc(n * size)
         _core.allgather(self._h, mine, raw, size, BYTE_CODE)
-        shapes = [tuple(d[1]) or (1,) for d in descs]
-        if concat and all(d[0] == descs[0][0] and sh[1:] == shapes[0][1:] and
-                          (d[2] == "C" or len(sh) == 1) for d, sh in zip(descs, shapes)):
-            rows = sum(sh[0] for sh in shapes)
-            return raw.view(np.dtype(descs[0][0])).reshape((rows,) + shapes[0][1:])
+        if join is not None:
+            return raw.view(join[0]).reshape(join[1])
         objs = [sendobj if r == self.rank else
                 raw[r * size:(r + 1) * size].view(np.dtype(d[0])).reshape(d[1], order=d[2])
                 for r, d in enumerate(descs)]
-        return _concat(objs) if concat else objs
+        return _concat(objs)
 
     def alltoall(self, sendobj):
         """sendobj is a sequence of size objects; item j goes to rank j, and
