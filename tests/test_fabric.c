@@ -744,9 +744,21 @@ static int tf_single(const char *transport)
     np_err e = npi_fab_open(&boot, "carrier-pigeon", true, &fab);
     CHECK(e == NP_ERR_TRANSPORT && !fab, "unknown transport gave %s", np_errname(e));
     CHECK(strstr(np_last_error(), "carrier-pigeon"), "message does not name the transport");
+    /* ofi sizes rxm's buffers for 64 KiB payloads before libfabric loads
+     * its providers, unless the user has sized them (ofit_size_rxm_buffers). */
+    const char *rxm_var = "FI_OFI_RXM_BUFFER_SIZE";
+    char rxm_before[32] = "";
+    if (getenv(rxm_var))
+        snprintf(rxm_before, sizeof(rxm_before), "%s", getenv(rxm_var));
     OK(npi_fab_open(&boot, transport, false, &fab));
     CHECK(fab == NULL, "a non-participant got a fabric");
     OK(npi_fab_open(&boot, transport, true, &fab));
+    if (strcmp(transport, "ofi") == 0) {
+        const char *now = getenv(rxm_var);
+        const char *want = rxm_before[0] ? rxm_before : "66560";
+        CHECK(now && strcmp(now, want) == 0, "%s is %s, expected %s", rxm_var, now ? now : "unset",
+              want);
+    }
     char msg[8];
     npi_fab_status st;
     OK(npi_fab_send(fab, 0, COMM, 1, "self", 5));
