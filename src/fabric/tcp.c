@@ -128,9 +128,16 @@ bool npi_fab_tcp_sets_congestion(void)
  * low: between two namespace hosts here a 64 KiB broadcast took 90 us and a
  * 1 MiB one 610 us under BBR, 21-24 and 129-149 us under cubic or reno
  * (streaming bandwidth is the same under all three: iperf3 -C 1.82-1.87
- * GB/s).  Unprivileged processes may use only the kernel's allowed list
- * (reno and the default, often), hence the fallback; a refusal leaves the
- * system's choice, which still works. */
+ * GB/s).  Reno comes first because cubic is slower when both directions
+ * are busy, less so in long runs: a 256 KiB allreduce between two hosts
+ * took 150-227 us under cubic over 100 iterations and 114-145 over 20000,
+ * against 104-111 and 95-102 under reno; in five interleaved rounds of
+ * bench/run, allreduce from 256 KiB to 16 MiB took 0.45-0.72x cubic's
+ * time with 2 ranks and 0.77-1.04x with 4, broadcasts from 64 KiB
+ * 0.77-1.01x.  Reno's cost is on links with long round trips, which a
+ * cluster's are not.  Unprivileged processes may use only the kernel's
+ * allowed list (reno and the default, often), hence the fallback; a
+ * refusal leaves the system's choice, which still works. */
 static void tcp_congestion(int fd)
 {
     if (!npi_fab_tcp_sets_congestion())

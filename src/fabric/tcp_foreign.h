@@ -2,7 +2,7 @@
  * TCP settings for connections that a library opens on numpush's behalf
  * (libzmq under zmq, libfabric's socket providers under ofi), which numpush
  * cannot set when they are made.  The tcp transport gives its connections
- * cubic congestion control and a bounded send buffer (tcp.c says why: under
+ * reno congestion control and a bounded send buffer (tcp.c says why: under
  * this machine's default, BBR, a 1 MiB broadcast between two hosts took 4
  * times as long); a library's sockets kept the system's settings, and ofi
  * over `net` and zmq moved 1-64 MiB at a third to a quarter of tcp's rate
