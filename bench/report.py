@@ -27,7 +27,7 @@ END = "<!-- perf:end -->"
 # A run across namespace hosts (bench/run --hosts) fills a block of its own.
 NET_BEGIN = "<!-- perf-net:begin -->"
 NET_END = "<!-- perf-net:end -->"
-NET_SIZES = "8,4096,65536,1048576,16777216,67108864"
+NET_SIZES = "8,4096,65536,262144,1048576,4194304,16777216,67108864"
 DEFAULT_COLLS = "bcast,scatter,gather,allreduce,reduce,allgather,alltoall"
 DEFAULT_SIZES = "8,65536,1048576,67108864"
 
