@@ -15,7 +15,11 @@
  * ranks, whose part of the gather is done before the alarm comes, from the
  * barrier), rank 3 NP_ERR_ROOT, at once.  Mode "kill-gather": as "kill",
  * with a 64 KiB gather to rank 0 instead of the allreduce; every survivor
- * of every host must get an error within the bound.  After each mismatch
+ * of every host must get an error within the bound.  Mode "kill-quiet":
+ * rank 2 (the second host's leader) dies before the first allreduce and
+ * the third host's ranks join it 12 s late; rank 0, whose ring neighbours
+ * are the dead rank and the sleeping rank 4, must fail at once all the
+ * same (a participant is gone), not wait for rank 4.  After each mismatch
  * mode an agreed allreduce must give every rank the right sum at once
  * (the communicator stays usable); after a death or a lost link the
  * communicator is broken, every later call must fail at once, and
@@ -144,9 +148,16 @@ int main(int argc, char **argv)
     }
     bool gather = strcmp(mode, "kill-gather") == 0;
     int64_t *all = gather && me == 0 ? malloc(6 * 65536) : NULL;
+    /* kill-quiet: the second host's leader dies before the first call and
+     * the third host sleeps through it, so rank 0 waits in the ring for
+     * rank 4, alive and never heard from, while a participant is gone. */
+    if (strcmp(mode, "kill-quiet") == 0 && me == 2)
+        raise(SIGKILL);
+    if (strcmp(mode, "kill-quiet") == 0 && me >= 4)
+        sleep(12);
     double last_ok = np_wtime(), t0 = last_ok;
     for (int it = 0;; it++) {
-        if (strncmp(mode, "kill", 4) == 0 && me == 4 && it == 20)
+        if ((strcmp(mode, "kill") == 0 || gather) && me == 4 && it == 20)
             raise(SIGKILL);
         if (gather)
             e = np_gather(a, all, 65536 / 8, NP_INT64, 0, w);

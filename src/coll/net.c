@@ -119,6 +119,14 @@ np_err npi_net_alarm_late(npi_net *g, npi_fab_req **slot, int32_t why)
  * blocks in the transport, so the common path costs nothing extra. */
 #define NET_ALARM_CHECK_NS 20000000ull
 
+static bool net_takes_part(const npi_net *g, int rank)
+{
+    for (int i = 0; i < g->n; i++)
+        if (i != g->me && g->peer[i] == rank)
+            return true;
+    return false;
+}
+
 /* Wait for *req while watching for an alarm: as npi_fab_wait otherwise,
  * until g->deadline (0: none). */
 static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
@@ -139,8 +147,20 @@ static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
         if (!done)
             continue;
         g->alarm = NULL;
-        if (err != NP_OK && err != NP_ERR_TRUNCATE)
-            continue; /* a peer died: the request reports that itself */
+        if (err != NP_OK && err != NP_ERR_TRUNCATE) {
+            /* A rank is gone (the transport failed the alarm's wildcard
+             * receive).  If it takes part in this call, the call cannot
+             * complete, whichever peer this rank waits for: around a ring
+             * it may be a live one that waits in turn for the dead one,
+             * or one never heard from, whose transport cannot yet tell
+             * (ofi before a first message), and would wait forever.  A
+             * rank outside the call leaves it to the request itself. */
+            if (!net_takes_part(g, ast.source))
+                continue;
+            npi_fab_cancel(g->fab, req);
+            return npi_error(err, "%s: rank %d, which takes part in this call, is gone (%s)",
+                             g->who, ast.source, npi_fab_peer_why(g->fab, ast.source));
+        }
         return net_alarm_error(g, &ast, *g->alarm_why, "");
     }
 }

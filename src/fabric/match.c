@@ -517,6 +517,13 @@ const char *npi_fab_transport_name(const npi_fab *fab)
     return fab->ops->name;
 }
 
+const char *npi_fab_peer_why(const npi_fab *fab, int peer)
+{
+    if (peer < 0 || peer >= fab->size || fab->peer_err[peer] == NP_OK)
+        return "";
+    return fab->peer_why[peer];
+}
+
 int npi_fab_rank(const npi_fab *fab)
 {
     return fab->rank;

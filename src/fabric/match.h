@@ -67,6 +67,8 @@ void npi_fab_close(npi_fab **fab, int linger_ms);
 
 const char *npi_fab_transport_name(const npi_fab *fab);
 int npi_fab_rank(const npi_fab *fab);
+/* Why peer is gone, as its transport reported it; "" while it is alive. */
+const char *npi_fab_peer_why(const npi_fab *fab, int peer);
 int npi_fab_size(const npi_fab *fab);
 
 /* now + NUMPUSH_TIMEOUT, in npi_now_ns() units: the usual deadline. */
