@@ -151,9 +151,10 @@ int main(int argc, char **argv)
     /* kill-quiet: the second host's leader dies before the first call and
      * the third host sleeps through it, so rank 0 waits in the ring for
      * rank 4, alive and never heard from, while a participant is gone. */
-    if (strcmp(mode, "kill-quiet") == 0 && me == 2)
+    bool quiet = strcmp(mode, "kill-quiet") == 0;
+    if (quiet && me == 2)
         raise(SIGKILL);
-    if (strcmp(mode, "kill-quiet") == 0 && me >= 4)
+    if (quiet && me >= 4)
         sleep(12);
     double last_ok = np_wtime(), t0 = last_ok;
     for (int it = 0;; it++) {

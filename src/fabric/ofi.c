@@ -355,9 +355,9 @@ static struct fi_info *ofit_pick(struct fi_info *list, const char *want)
  * all, against 95 MB with the defaults, and 215 MB after bench_fabric's
  * bandwidth windows (117 MB).  A sender finding them all taken waits in
  * TCP's flow control; nothing is lost, and every payload in them has its
- * receive posted as soon as its header arrives.  libfabric
- * reads these variables when its providers first load, at the process's
- * first fi_getinfo, so they are set before it; a user's own setting wins
+ * receive posted as soon as its header arrives.  libfabric reads these
+ * variables when its providers first load, at the process's first
+ * fi_getinfo, so they are set before it; a user's own setting wins
  * (messages then still arrive, segmented). */
 static void ofit_size_rxm_buffers(void)
 {
