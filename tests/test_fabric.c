@@ -5,6 +5,8 @@
  *
  *   test_fabric                       every case, every transport built in
  *   test_fabric -t tcp -c ordering    one transport, one case
+ *   test_fabric -t ofi -c lazy        only the checks that libfabric loads
+ *                                     when ofi is wanted, and fails clearly
  *   numpush-run -n N test_fabric --boot -t T -c C
  *                                     one case under a launcher's bootstrap
  *   test_fabric --rank R --size N --dir D -t T -c C
@@ -730,18 +732,31 @@ static int tf_rank(const char *transport, const tf_case *c, const char *dir, int
     return rc;
 }
 
+/* A job of one rank, booted from a fresh file store, for the cases that
+ * run in the test's own process. */
+typedef struct tf_alone {
+    char dir[64];
+    npi_boot boot;
+    fst_impl impl;
+} tf_alone;
+
+static int tf_alone_init(tf_alone *a)
+{
+    if (fst_mkdir(a->dir, sizeof(a->dir)) != 0)
+        return -1;
+    fst_init(&a->boot, &a->impl, a->dir, 0, 1);
+    return 0;
+}
+
 /* One process, no fork: an unknown transport is NP_ERR_TRANSPORT with a
  * message, not a crash; a job of one rank opens and talks to itself. */
 static int tf_single(const char *transport)
 {
     int rank = 0;
-    char dir[64];
-    npi_boot boot;
-    fst_impl impl;
-    CHECK(fst_mkdir(dir, sizeof(dir)) == 0, "mkdtemp");
-    fst_init(&boot, &impl, dir, 0, 1);
+    tf_alone a;
+    CHECK(tf_alone_init(&a) == 0, "mkdtemp");
     npi_fab *fab = NULL;
-    np_err e = npi_fab_open(&boot, "carrier-pigeon", true, &fab);
+    np_err e = npi_fab_open(&a.boot, "carrier-pigeon", true, &fab);
     CHECK(e == NP_ERR_TRANSPORT && !fab, "unknown transport gave %s", np_errname(e));
     CHECK(strstr(np_last_error(), "carrier-pigeon"), "message does not name the transport");
     /* ofi sizes rxm's buffers for 64 KiB payloads before libfabric loads
@@ -750,9 +765,9 @@ static int tf_single(const char *transport)
     char rxm_before[32] = "";
     if (getenv(rxm_var))
         snprintf(rxm_before, sizeof(rxm_before), "%s", getenv(rxm_var));
-    OK(npi_fab_open(&boot, transport, false, &fab));
+    OK(npi_fab_open(&a.boot, transport, false, &fab));
     CHECK(fab == NULL, "a non-participant got a fabric");
-    OK(npi_fab_open(&boot, transport, true, &fab));
+    OK(npi_fab_open(&a.boot, transport, true, &fab));
     if (strcmp(transport, "ofi") == 0) {
         const char *now = getenv(rxm_var);
         const char *want = rxm_before[0] ? rxm_before : "66560";
@@ -767,8 +782,95 @@ static int tf_single(const char *transport)
     e = npi_fab_send(fab, 1, COMM, 1, "x", 1);
     CHECK(e == NP_ERR_RANK, "send to rank 1 of 1 gave %s", np_errname(e));
     npi_fab_close(&fab, 0);
-    fst_cleanup(dir);
+    fst_cleanup(a.dir);
     printf("PASS: %s/single (1 rank)\n", transport);
+    return 0;
+}
+
+/* Whether libfabric is mapped into this process (/proc/self/maps). */
+static bool tf_libfabric_mapped(void)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return false;
+    char line[4096];
+    bool found = false;
+    while (!found && fgets(line, sizeof(line), f))
+        found = strstr(line, "/libfabric.so") != NULL;
+    fclose(f);
+    return found;
+}
+
+/* libnumpush loads libfabric only when ofi is wanted (src/fabric/ofi_lib.h:
+ * loading it costs 0.2 s here, and tcp needs none of it): not before,
+ * nor for any other transport, and once ofi's probe has run, it is. */
+static int tf_lazy_libfabric(void)
+{
+#ifdef NPI_HAVE_OFI
+    int rank = 0; /* for CHECK */
+    CHECK(!tf_libfabric_mapped(), "libfabric is mapped before any transport was wanted");
+    tf_alone a;
+    CHECK(tf_alone_init(&a) == 0, "mkdtemp");
+    npi_fab *fab = NULL;
+    OK(npi_fab_open(&a.boot, "tcp", true, &fab));
+    npi_fab_close(&fab, 0);
+    fst_cleanup(a.dir);
+    CHECK(!tf_libfabric_mapped(), "the tcp transport loaded libfabric");
+    /* Whether or not a provider works here, the probe needs the library. */
+    np_err e = npi_fab_find("ofi")->probe();
+    CHECK(e == NP_OK || !strstr(np_last_error(), "cannot load libfabric"),
+          "ofi's probe could not load libfabric");
+    CHECK(tf_libfabric_mapped(), "ofi's probe did not load libfabric");
+    printf("PASS: libfabric loaded only when ofi is wanted\n");
+#endif
+    return 0;
+}
+
+/* In a child (the library is loaded once per process): with
+ * NUMPUSH_OFI_LIBRARY naming lib, ofi's probe and open fail with
+ * NP_ERR_TRANSPORT and a message containing want, and nothing crashes. */
+static int tf_nolib_child(const char *lib, const char *want)
+{
+    int rank = 0; /* for CHECK */
+    setenv("NUMPUSH_OFI_LIBRARY", lib, 1);
+    np_err e = npi_fab_find("ofi")->probe();
+    CHECK(e == NP_ERR_TRANSPORT, "probe with %s gave %s", lib, np_errname(e));
+    CHECK(strstr(np_last_error(), "cannot load libfabric") && strstr(np_last_error(), want),
+          "probe with %s: message does not say %s", lib, want);
+    tf_alone a;
+    CHECK(tf_alone_init(&a) == 0, "mkdtemp");
+    npi_fab *fab = NULL;
+    e = npi_fab_open(&a.boot, "ofi", true, &fab);
+    fst_cleanup(a.dir);
+    CHECK(e == NP_ERR_TRANSPORT && !fab, "open with %s gave %s", lib, np_errname(e));
+    CHECK(strstr(np_last_error(), want), "open with %s: message does not say %s", lib, want);
+    return 0;
+}
+
+/* A libfabric that cannot be loaded, or is no libfabric, is a clear error
+ * of the transport, not a crash. */
+static int tf_nolib(void)
+{
+#ifdef NPI_HAVE_OFI
+    int rank = 0; /* for CHECK */
+    static const char *const cases[][2] = {
+        {"/nonexistent/libfabric.so.1", "/nonexistent/libfabric.so.1"},
+        {"libc.so.6", "libc.so.6 has no fi_getinfo"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        CHECK(pid >= 0, "fork");
+        if (pid == 0)
+            _exit(tf_nolib_child(cases[i][0], cases[i][1]));
+        int status = 0;
+        CHECK(waitpid(pid, &status, 0) == pid, "waitpid");
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "NUMPUSH_OFI_LIBRARY=%s: child %s %d",
+              cases[i][0], WIFEXITED(status) ? "exited with" : "died of signal",
+              WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    }
+    printf("PASS: a libfabric that cannot be loaded is NP_ERR_TRANSPORT with the reason\n");
+#endif
     return 0;
 }
 
@@ -861,6 +963,11 @@ int main(int argc, char **argv)
         return tf_rank(only_t, c, dir, rank, size);
     }
     int failed = 0, ran = 0;
+    if ((!only_t || strcmp(only_t, "ofi") == 0) && (!only_c || strcmp(only_c, "lazy") == 0)) {
+        /* tf_nolib first: its children must not inherit a loaded libfabric. */
+        failed += tf_nolib();
+        failed += tf_lazy_libfabric();
+    }
     /* ofi runs once per libfabric provider that works here (tcp;ofi_rxm
      * and libfabric 1.17's native net; the ranks inherit
      * NUMPUSH_OFI_PROVIDER), unless the caller chose one.  The

@@ -48,6 +48,7 @@
     X(NUMPUSH_TCP_CONGESTION, "reno,cubic", "tcp, and ofi and zmq over TCP: congestion control of numpush's connections, the first of the list the kernel accepts; system: the system's (BBR paces bursts: a 64 KiB bcast between hosts took 90 us under it, 22 under cubic or reno; cubic is slower with both directions busy: a 256 KiB allreduce between two hosts took 150-227 us under it, 104-111 under reno)") \
     X(NUMPUSH_TCP_SNDBUF, "262144", "tcp, and ofi over TCP providers: send buffer of numpush's connections in bytes (0: the kernel's autotuning); smaller keeps fewer bytes in flight, which on lossy veth links cut retransmissions (2 hosts, 16 MiB allreduce: 19 ms with 4 MiB, 9.1-9.7 with 256 KiB)") \
     X(NUMPUSH_OFI_PROVIDER, "", "ofi: libfabric provider, e.g. tcp;ofi_rxm or sockets (default: FI_PROVIDER, else libfabric's first RDM tagged provider that is not node-local)") \
+    X(NUMPUSH_OFI_LIBRARY, "", "ofi: the libfabric to load when ofi is first wanted, a path or soname (default: the soname of the one numpush was built against)") \
     X(NUMPUSH_OFI_MR, "auto", "ofi: register buffers only when the provider asks (auto) or always (always; tests the registration cache)")
 
 #endif

@@ -66,6 +66,7 @@
 #include "config.h"
 
 #include "fabric.h"
+#include "ofi_lib.h"
 #include "tcp_foreign.h"
 #include "tcp_link.h"
 
@@ -298,7 +299,7 @@ static bool ofit_ip_based(uint32_t fmt)
 /* The hints every query shares; prov may be NULL. */
 static struct fi_info *ofit_hints(const char *prov)
 {
-    struct fi_info *h = fi_allocinfo();
+    struct fi_info *h = npi_ofi.dupinfo(NULL);
     if (!h)
         return NULL;
     h->caps = FI_TAGGED | FI_MSG;
@@ -372,13 +373,16 @@ static void ofit_size_rxm_buffers(void)
  * free with fi_freeinfo. */
 static np_err ofit_choose(struct fi_info **out, bool bind_ip)
 {
+    np_err lerr = npi_ofi_lib_load();
+    if (lerr != NP_OK)
+        return lerr;
     ofit_size_rxm_buffers();
     const char *want = ofit_wanted();
     const char *env = getenv("FI_PROVIDER");
     struct fi_info *hints = ofit_hints(want), *list = NULL, *pick = NULL;
     if (!hints)
         return npi_error(NP_ERR_NOMEM, "ofi: no memory");
-    int rc = fi_getinfo(OFIT_VERSION, NULL, NULL, 0, hints, &list);
+    int rc = npi_ofi.getinfo(OFIT_VERSION, NULL, NULL, 0, hints, &list);
     if (rc == 0)
         pick = ofit_pick(list, want);
     if (!pick) {
@@ -386,23 +390,23 @@ static np_err ofit_choose(struct fi_info **out, bool bind_ip)
                                "ofi: no libfabric provider offers tagged RDM endpoints with "
                                "ordered sends here (NUMPUSH_OFI_PROVIDER=%s, FI_PROVIDER=%s): %s",
                                want ? want : "", env ? env : "",
-                               rc ? fi_strerror(-rc) : "only node-local providers found");
-        fi_freeinfo(hints);
-        fi_freeinfo(list);
+                               rc ? npi_ofi_strerror(-rc) : "only node-local providers found");
+        npi_ofi_freeinfo(hints);
+        npi_ofi_freeinfo(list);
         return err;
     }
     if (!bind_ip || !ofit_ip_based(pick->addr_format)) {
-        *out = fi_dupinfo(pick);
-        fi_freeinfo(hints);
-        fi_freeinfo(list);
+        *out = npi_ofi.dupinfo(pick);
+        npi_ofi_freeinfo(hints);
+        npi_ofi_freeinfo(list);
         return *out ? NP_OK : npi_error(NP_ERR_NOMEM, "ofi: no memory");
     }
     /* An IP-addressed provider: ask again for the same provider bound to
      * the address the tcp transport would use, so traffic takes that link. */
     char prov[128];
     snprintf(prov, sizeof(prov), "%s", pick->fabric_attr->prov_name);
-    fi_freeinfo(list);
-    fi_freeinfo(hints);
+    npi_ofi_freeinfo(list);
+    npi_ofi_freeinfo(hints);
     list = NULL;
     struct in_addr a;
     np_err err = npi_fab_tcp_pick_addr(&a);
@@ -421,10 +425,10 @@ static np_err ofit_choose(struct fi_info **out, bool bind_ip)
         hints->addr_format = FI_SOCKADDR_IN;
         if (pass == 0)
             hints->tx_attr->inject_size = OFIT_SLOT;
-        fi_freeinfo(list);
+        npi_ofi_freeinfo(list);
         list = NULL;
-        rc = fi_getinfo(OFIT_VERSION, ip, NULL, FI_SOURCE, hints, &list);
-        fi_freeinfo(hints);
+        rc = npi_ofi.getinfo(OFIT_VERSION, ip, NULL, FI_SOURCE, hints, &list);
+        npi_ofi_freeinfo(hints);
         /* The provider picked above, not another that the name also
          * matches (a native endpoint refuses the large inject size that
          * its rxm layering grants). */
@@ -433,12 +437,12 @@ static np_err ofit_choose(struct fi_info **out, bool bind_ip)
                 exact = i;
     }
     if (!exact) {
-        fi_freeinfo(list);
+        npi_ofi_freeinfo(list);
         return npi_error(NP_ERR_TRANSPORT, "ofi: provider %s cannot bind to %s: %s", prov, ip,
-                         rc ? fi_strerror(-rc) : "no match");
+                         rc ? npi_ofi_strerror(-rc) : "no match");
     }
-    *out = fi_dupinfo(exact);
-    fi_freeinfo(list);
+    *out = npi_ofi.dupinfo(exact);
+    npi_ofi_freeinfo(list);
     return *out ? NP_OK : npi_error(NP_ERR_NOMEM, "ofi: no memory");
 }
 
@@ -446,7 +450,7 @@ static np_err ofit_probe(void)
 {
     struct fi_info *i = NULL;
     np_err err = ofit_choose(&i, false);
-    fi_freeinfo(i);
+    npi_ofi_freeinfo(i);
     return err;
 }
 
@@ -500,7 +504,8 @@ static np_err ofit_mr_get(npi_fab_ep *ep, const void *p, size_t n, ofit_mr **out
         victim->mr = NULL;
         if (victim->temp)
             free(victim);
-        return npi_error(NP_ERR_SYSTEM, "ofi: registering %zu bytes: %s", len, fi_strerror(-rc));
+        return npi_error(NP_ERR_SYSTEM, "ofi: registering %zu bytes: %s", len,
+                         npi_ofi_strerror(-rc));
     }
     victim->base = base;
     victim->len = len;
@@ -828,7 +833,7 @@ static void ofit_kick(npi_fab_ep *ep)
         if (rc != 0) {
             /* A failed registration has recorded its own message. */
             if (rc != -FI_ENOMEM)
-                npi_error(NP_ERR_PEER, "ofi: posting to rank %d: %s", peer, fi_strerror(-rc));
+                npi_error(NP_ERR_PEER, "ofi: posting to rank %d: %s", peer, npi_ofi_strerror(-rc));
             ofit_report(ep, x, NP_ERR_PEER);
         }
         /* Freed before failing the peer, which may free it too. */
@@ -1082,7 +1087,7 @@ static void ofit_cq_error(npi_fab_ep *ep)
         ofit_tx *t = e.op_context;
         ofit_tx_done(ep, t);
         if (e.err != FI_ECANCELED) {
-            npi_error(NP_ERR_PEER, "ofi: sending to rank %d: %s", t->peer, fi_strerror(e.err));
+            npi_error(NP_ERR_PEER, "ofi: sending to rank %d: %s", t->peer, npi_ofi_strerror(e.err));
             ofit_fail(ep, t->peer, NP_ERR_PEER, false);
         }
     } else {
@@ -1094,7 +1099,8 @@ static void ofit_cq_error(npi_fab_ep *ep)
             ofit_chunk_done(ep, c, NP_ERR_PEER);
         } else {
             npi_error(NP_ERR_PEER, "ofi: %s rank %d: %s",
-                      x->is_send ? "sending to" : "receiving from", x->peer, fi_strerror(e.err));
+                      x->is_send ? "sending to" : "receiving from", x->peer,
+                      npi_ofi_strerror(e.err));
             ofit_chunk_done(ep, c, NP_ERR_PEER);
         }
     }
@@ -1217,7 +1223,7 @@ static np_err ofit_progress(npi_fab_ep *ep, int timeout_ms)
         int n = ofit_poll(ep);
         if (n < 0)
             return npi_error(NP_ERR_SYSTEM, "ofi: reading the completion queue: %s",
-                             fi_strerror(-n));
+                             npi_ofi_strerror(-n));
         ofit_kick(ep);
         ofit_liveness(ep);
         npi_tcp_foreign_poll(ep->foreign);
@@ -1302,7 +1308,7 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
         goto fail;
     }
     what = "fi_fabric";
-    if ((rc = fi_fabric(fi->fabric_attr, &ep->fabric, NULL)) != 0)
+    if ((rc = npi_ofi.fabric(fi->fabric_attr, &ep->fabric, NULL)) != 0)
         goto fi_fail;
     what = "fi_domain";
     if ((rc = fi_domain(ep->fabric, fi, &ep->domain, NULL)) != 0)
@@ -1378,7 +1384,7 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
     return NP_OK;
 fi_fail:
     err = npi_error(NP_ERR_TRANSPORT, "ofi: %s (provider %s): %s", what,
-                    ep->info ? ep->info->fabric_attr->prov_name : "?", fi_strerror(-rc));
+                    ep->info ? ep->info->fabric_attr->prov_name : "?", npi_ofi_strerror(-rc));
 fail:
     if (ep->ep)
         fi_close(&ep->ep->fid);
@@ -1392,7 +1398,7 @@ fail:
         fi_close(&ep->domain->fid);
     if (ep->fabric)
         fi_close(&ep->fabric->fid);
-    fi_freeinfo(ep->info);
+    npi_ofi_freeinfo(ep->info);
     npi_tcp_foreign_free(ep->foreign);
     free(ep->pool);
     free(ep->peers);
@@ -1425,7 +1431,7 @@ static np_err ofit_connect(npi_fab_ep *ep, int peer, const void *addr, size_t le
     int rc = fi_av_insert(ep->av, a + OFIT_ADDR_HEAD, 1, &p->fa, 0, NULL);
     if (rc != 1)
         return npi_error(NP_ERR_ARG, "ofi: rank %d's address was refused by the provider: %s", peer,
-                         rc < 0 ? fi_strerror(-rc) : "not inserted");
+                         rc < 0 ? npi_ofi_strerror(-rc) : "not inserted");
     p->cookie = ofit_get64(a + 2);
     p->known = true;
     npi_tcp_foreign_peer(ep->foreign, peer, a + OFIT_ADDR_HEAD, len - OFIT_ADDR_HEAD);
@@ -1558,7 +1564,7 @@ static void ofit_close(npi_fab_ep *ep, int linger_ms)
     fi_close(&ep->av->fid);
     fi_close(&ep->domain->fid);
     fi_close(&ep->fabric->fid);
-    fi_freeinfo(ep->info);
+    npi_ofi_freeinfo(ep->info);
     npi_tcp_foreign_free(ep->foreign);
     free(ep->pool);
     free(ep->peers);
