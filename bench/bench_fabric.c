@@ -4,10 +4,10 @@
  * timed iterations after a warm-up; bandwidth is a window of back-to-back
  * sends followed by a 0-byte acknowledgement, as osu_bw does.
  *
- *   bench_fabric [-t tcp|zmq] [-m MAXBYTES]
+ *   bench_fabric [-t tcp|zmq] [-m MAXBYTES] [-i ROUNDTRIPS]
  *       fork two ranks on this host (loopback or NUMPUSH_TCP_IF) and print
  *       one line per (transport, size)
- *   bench_fabric --rank R --dir D [-t T] [-m MAXBYTES]
+ *   bench_fabric --rank R --dir D [-t T] [-m MAXBYTES] [-i ROUNDTRIPS]
  *       one rank of a run whose ranks meet through the file store in D (for
  *       ranks in separate network namespaces; bench_fabric.sh does this)
  *
@@ -29,6 +29,9 @@
 #include <unistd.h>
 
 #define BF_COMM 3u
+
+/* Ping-pong round trips of the small sizes (-i; the large ones take fewer). */
+static int bf_base_iters = 2000;
 
 static int bf_iters(size_t n, int base)
 {
@@ -57,7 +60,7 @@ static int bf_run(npi_fab *fab, int rank, const char *tn, size_t maxb)
     np_err e;
     for (size_t n = 8; n <= maxb; n *= (n < 4096 ? 8 : 4)) {
         /* Latency: ping-pong. */
-        int it = bf_iters(n, 2000), warm = it / 10 + 2;
+        int it = bf_iters(n, bf_base_iters), warm = it / 10 + 2;
         double t0 = 0;
         for (int i = 0; i < it + warm; i++) {
             if (i == warm)
@@ -129,6 +132,8 @@ int main(int argc, char **argv)
             tn = argv[i + 1];
         else if (!strcmp(argv[i], "-m"))
             maxb = strtoull(argv[i + 1], NULL, 0);
+        else if (!strcmp(argv[i], "-i"))
+            bf_base_iters = atoi(argv[i + 1]) > 0 ? atoi(argv[i + 1]) : bf_base_iters;
         else if (!strcmp(argv[i], "--rank"))
             rank = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--dir"))
