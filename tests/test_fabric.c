@@ -431,6 +431,47 @@ static int case_death(tf_ctx *t)
     return 0;
 }
 
+/* Ranks that rank 0 has never exchanged a message with: rank 1 dies at
+ * once, rank 2 stays out of the fabric for 7 s (NUMPUSH_TIMEOUT is 5) and
+ * then sends.  Waiting for rank 1 fails with NP_ERR_PEER within the
+ * timeout (a transport that watches only the peers it has heard from
+ * would wait forever: ofi, before ofit_expect); waiting for rank 2 gets
+ * its message, however long it was quiet. */
+static int case_stranger(tf_ctx *t)
+{
+    int rank = t->rank;
+    if (rank == 1)
+        _exit(0); /* before any message, without closing anything */
+    uint64_t msg = 0x5ea1ed0fu;
+    if (rank == 2) {
+        struct timespec ts = {7, 0};
+        nanosleep(&ts, NULL);
+        OK(npi_fab_send(t->fab, 0, COMM, 1, &msg, sizeof(msg)));
+        return 0;
+    }
+    if (rank != 0)
+        return 0;
+    struct timespec ts = {0, 300000000};
+    nanosleep(&ts, NULL); /* rank 1 is surely gone */
+    npi_fab_status st;
+    uint64_t got = 0;
+    npi_fab_req *r = NULL;
+    /* tcp may know already: its connection to rank 1 was refused. */
+    uint64_t t0 = npi_now_ns();
+    np_err e = npi_fab_irecv(t->fab, 1, COMM, 1, &got, sizeof(got), &r);
+    if (e == NP_OK)
+        e = npi_fab_wait(t->fab, &r, t0 + 20000000000ull, &st);
+    double s = (npi_now_ns() - t0) / 1e9;
+    CHECK(e == NP_ERR_PEER && s < 5.5, "waiting for a rank that died unheard gave %s after %.2f s",
+          np_errname(e), s);
+    OK(npi_fab_irecv(t->fab, 2, COMM, 1, &got, sizeof(got), &r));
+    e = npi_fab_wait(t->fab, &r, npi_now_ns() + 20000000000ull, &st);
+    CHECK(e == NP_OK && got == msg && st.bytes == sizeof(msg),
+          "the message of a rank quiet for 7 s: %s, %#" PRIx64 ", %" PRIu64 " bytes", np_errname(e),
+          got, st.bytes);
+    return 0;
+}
+
 /* Open a connection to the listener of rank peer (its address from the
  * store: TCP, or TIPC for tipc) and write junk; returns the socket. */
 static int tf_junk(tf_ctx *t, int peer, const void *junk, size_t n)
@@ -688,6 +729,7 @@ static const tf_case tf_cases[] = {
     {"withdrawn", case_withdrawn, 2, 20},
     {"midway", case_midway, 2, 30},
     {"midway-cancel", case_midway_cancel, 2, 30},
+    {"stranger", case_stranger, 3, 30},
 };
 /* clang-format on */
 
@@ -723,8 +765,8 @@ static int tf_rank(const char *transport, const tf_case *c, const char *dir, int
     /* Every rank has finished sending before anyone closes, so no rank sees
      * its peer vanish with messages in flight (except where a case wants
      * that). */
-    if (rc == 0 && strcmp(c->name, "death") != 0 && strcmp(c->name, "protocol") != 0 &&
-        strcmp(c->name, "linkdown") != 0)
+    if (rc == 0 && strcmp(c->name, "death") != 0 && strcmp(c->name, "stranger") != 0 &&
+        strcmp(c->name, "protocol") != 0 && strcmp(c->name, "linkdown") != 0)
         boot.ops->fence(&boot);
     npi_fab_close(&t.fab, 2000);
     if (!dir)

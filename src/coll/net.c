@@ -152,8 +152,8 @@ static np_err net_wait_watch(npi_net *g, npi_fab_req **req, npi_fab_status *st)
              * receive).  If it takes part in this call, the call cannot
              * complete, whichever peer this rank waits for: around a ring
              * it may be a live one that waits in turn for the dead one,
-             * or one never heard from, whose transport cannot yet tell
-             * (ofi before a first message), and would wait forever.  A
+             * or one never heard from, whose transport may take until
+             * the timeout to tell (ofi: listen_probe.h).  A
              * rank outside the call leaves it to the request itself. */
             if (!net_takes_part(g, ast.source))
                 continue;

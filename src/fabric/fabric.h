@@ -176,6 +176,16 @@ typedef struct npi_fab_ops {
      * end.  Nonblocking.  Errors: NP_ERR_ARG if no payload of ctx is under
      * way (it completed already, or the transport placed it whole). */
     np_err (*redirect)(npi_fab_ep *ep, void *ctx, void *dst, uint64_t *placed);
+
+    /* Optional (NULL: not offered; check size first).  The caller is about
+     * to wait for a message from peer.  A transport that watches only the
+     * peers it has exchanged messages with (ofi: its heartbeats) watches
+     * this one from now on too, so that a peer that died before its first
+     * message fails the wait with NP_ERR_PEER rather than leaving it to
+     * NUMPUSH_WAIT_TIMEOUT (a rank waiting around a ring for a neighbour
+     * it has never heard from).  Nonblocking.  Errors: NP_ERR_ARG if peer
+     * is out of range. */
+    np_err (*expect)(npi_fab_ep *ep, int peer);
 } npi_fab_ops;
 
 /*

@@ -777,9 +777,21 @@ static int match_wait_ms(uint64_t deadline_ns)
     return ms > 1000 ? 1000 : (int)ms;
 }
 
+/* Tell the transport, where it asks (npi_fab_ops.expect), which peer a
+ * receive about to be waited for comes from. */
+static void match_expect(npi_fab *fab, const npi_fab_req *r)
+{
+    if (r->kind != MATCH_RECV || r->peer < 0 || r->state == MATCH_DONE ||
+        fab->ops->size < offsetof(npi_fab_ops, expect) + sizeof(fab->ops->expect) ||
+        !fab->ops->expect)
+        return;
+    fab->ops->expect(fab->ep, r->peer);
+}
+
 np_err npi_fab_wait(npi_fab *fab, npi_fab_req **req, uint64_t deadline_ns, npi_fab_status *st)
 {
     npi_fab_req *r = *req;
+    match_expect(fab, r);
     while (r->state != MATCH_DONE) {
         if (deadline_ns && npi_now_ns() >= deadline_ns)
             return npi_error(NP_ERR_TIMEOUT,

@@ -50,6 +50,12 @@
  * peer's host is there, so their sockets get the tcp transport's bounds on
  * noticing a dead link (tcp_foreign.h); a connection the kernel aborted
  * makes the provider fail or hold every later send, heartbeats included.
+ * Before any message has crossed, a heartbeat proves nothing either way
+ * (the provider may need the peer's progress to connect), so a peer never
+ * proven alive whose heartbeat has not left within 0.6 of the timeout is
+ * asked about through its host's kernel instead (ofit_stranger_gone,
+ * listen_probe.h); peers this rank waits to hear from are watched too
+ * (ofit_expect), not only those it has exchanged messages with.
  *
  * Progress: fi_cq_read, then sleep on the CQ's wait fd.  With a provider
  * that moves data only inside fi_cq_read (FI_PROGRESS_MANUAL: rxm), a wait
@@ -66,6 +72,7 @@
 #include "config.h"
 
 #include "fabric.h"
+#include "listen_probe.h"
 #include "ofi_lib.h"
 #include "tcp_foreign.h"
 #include "tcp_link.h"
@@ -205,10 +212,12 @@ typedef struct ofit_peer {
     ofit_rx *held; /* header messages that arrived early */
     int busy;      /* transfers under way with this peer */
     uint64_t heard_ns, pinged_ns;
-    uint64_t probe_ns; /* when the heartbeat under way was due; 0: none */
-    bool probe_posted; /* the provider took it (else it is offered again) */
-    bool proven;       /* a message came from it or a send to it completed */
-    bool said_bye;     /* it ended the connection itself */
+    uint64_t probe_ns;       /* when the heartbeat under way was due; 0: none */
+    bool probe_posted;       /* the provider took it (else it is offered again) */
+    bool proven;             /* a message came from it or a send to it completed */
+    bool said_bye;           /* it ended the connection itself */
+    bool awaited;            /* a receive from it was waited for (ofit_expect) */
+    npi_listen_probe listen; /* its endpoint's listener, for IP providers */
 } ofit_peer;
 
 struct npi_fab_ep {
@@ -674,6 +683,7 @@ static void ofit_fail(npi_fab_ep *ep, int peer, np_err err, bool tell)
     if (tell)
         ofit_control(ep, peer, OFIT_K_BYE, false, err);
     p->err = err;
+    npi_listen_probe_close(&p->listen);
     if (!p->said_bye)
         ep->lost_peer = true;
     /* Queued transfers that never reached the provider leave the queue. */
@@ -1174,7 +1184,32 @@ static void ofit_heartbeat(npi_fab_ep *ep, int peer)
  * nothing under way with it. */
 static bool ofit_watched(const ofit_peer *p)
 {
-    return p->known && p->err == NP_OK && (p->busy > 0 || p->tx_seq > 0 || p->rx_seq > 0);
+    return p->known && p->err == NP_OK &&
+           (p->busy > 0 || p->tx_seq > 0 || p->rx_seq > 0 || p->awaited);
+}
+
+/* Whether peer, never proven alive, whose heartbeat has not left for
+ * dead_ns, is gone: its host refuses connections to the address its
+ * endpoint listens on (listen_probe.h).  A host that completes the connect
+ * has the endpoint still open, and the heartbeat's clock starts again; one
+ * that does not answer tells nothing, and neither does a provider that is
+ * not addressed by IP: the wait goes on as before. */
+static bool ofit_stranger_gone(npi_fab_ep *ep, int peer)
+{
+    ofit_peer *p = &ep->peers[peer];
+    switch (npi_listen_probe_ask(&p->listen, ep->dead_ns)) {
+    case NPI_LISTEN_PENDING:
+        return false;
+    case NPI_LISTEN_GONE:
+        npi_error(NP_ERR_PEER,
+                  "ofi: rank %d is gone: its host refuses connections to its endpoint, and no "
+                  "message has crossed with it",
+                  peer);
+        return true;
+    default:
+        p->probe_ns = npi_now_ns();
+        return false;
+    }
 }
 
 /* Heartbeats to quiet watched peers while this rank waits in progress;
@@ -1196,6 +1231,8 @@ static void ofit_liveness(npi_fab_ep *ep)
                       "host or the link to it is down)",
                       i, (now - p->probe_ns) / 1e9);
             ofit_fail(ep, i, NP_ERR_PEER, true);
+        } else if (p->probe_ns && now - p->probe_ns > ep->dead_ns && ofit_stranger_gone(ep, i)) {
+            ofit_fail(ep, i, NP_ERR_PEER, false);
         } else if (p->probe_ns && !p->probe_posted) {
             ofit_heartbeat(ep, i);
         } else if (!p->probe_ns && now - p->heard_ns > ep->hb_ns &&
@@ -1272,6 +1309,8 @@ static np_err ofit_open(const npi_fab_attr *attr, npi_fab_ep **out)
     ep->attr = *attr;
     ep->wait_fd = -1;
     ep->peers = calloc((size_t)attr->size, sizeof(ofit_peer));
+    for (int i = 0; ep->peers && i < attr->size; i++)
+        npi_listen_probe_init(&ep->peers[i].listen, NULL, 0);
     ep->pool = aligned_alloc(4096, ((size_t)(OFIT_NRX + OFIT_NTX) * OFIT_SLOT + 4095) & ~4095ul);
     if (!ep->peers || !ep->pool) {
         err = npi_error(NP_ERR_NOMEM, "ofi: no memory");
@@ -1401,6 +1440,8 @@ fail:
     npi_ofi_freeinfo(ep->info);
     npi_tcp_foreign_free(ep->foreign);
     free(ep->pool);
+    for (int i = 0; ep->peers && i < ep->attr.size; i++)
+        npi_listen_probe_close(&ep->peers[i].listen);
     free(ep->peers);
     free(ep);
     return err;
@@ -1434,7 +1475,18 @@ static np_err ofit_connect(npi_fab_ep *ep, int peer, const void *addr, size_t le
                          rc < 0 ? npi_ofi_strerror(-rc) : "not inserted");
     p->cookie = ofit_get64(a + 2);
     p->known = true;
+    if (ofit_ip_based(ep->info->addr_format))
+        npi_listen_probe_init(&p->listen, a + OFIT_ADDR_HEAD, len - OFIT_ADDR_HEAD);
     npi_tcp_foreign_peer(ep->foreign, peer, a + OFIT_ADDR_HEAD, len - OFIT_ADDR_HEAD);
+    return NP_OK;
+}
+
+static np_err ofit_expect(npi_fab_ep *ep, int peer)
+{
+    if (peer < 0 || peer >= ep->attr.size)
+        return npi_error(NP_ERR_ARG, "ofi: no rank %d to expect", peer);
+    if (peer != ep->attr.rank)
+        ep->peers[peer].awaited = true;
     return NP_OK;
 }
 
@@ -1567,6 +1619,8 @@ static void ofit_close(npi_fab_ep *ep, int linger_ms)
     npi_ofi_freeinfo(ep->info);
     npi_tcp_foreign_free(ep->foreign);
     free(ep->pool);
+    for (int i = 0; ep->peers && i < ep->attr.size; i++)
+        npi_listen_probe_close(&ep->peers[i].listen);
     free(ep->peers);
     free(ep);
 }
@@ -1583,4 +1637,5 @@ const npi_fab_ops npi_fab_ofi_ops = {
     .cancel = ofit_cancel,
     .disconnect = ofit_disconnect,
     .close = ofit_close,
+    .expect = ofit_expect,
 };

@@ -23,12 +23,17 @@
  *
  * Dead peers: a socket monitor on each PUSH socket reports the connection's
  * loss (ZMQ_EVENT_DISCONNECTED after ZMQ_EVENT_CONNECTED), which fails the
- * peer with NP_ERR_PEER.  Bytes that are not ZMTP never reach us: libzmq
- * drops such connections itself.
+ * peer with NP_ERR_PEER.  A peer that died before its connection was made
+ * never connects: libzmq retries for ever.  A peer this rank waits for
+ * (zq_expect) that is still unconnected after ZQ_UNMET_NS is asked about
+ * through its host's kernel (listen_probe.h), since libzmq's I/O thread
+ * accepts connections for a live one whatever its owner is doing.  Bytes that are not ZMTP never
+ * reach us: libzmq drops such connections itself.
  */
 #include "config.h"
 
 #include "fabric.h"
+#include "listen_probe.h"
 #include "tcp_foreign.h"
 #include "tcp_link.h"
 
@@ -67,6 +72,8 @@ typedef struct zq_peer {
     np_err err;
     uint64_t lost_ns;         /* when its connection dropped; 0 while up */
     zq_send *q_head, *q_tail; /* not yet handed to libzmq */
+    uint64_t awaited_ns;      /* since when a receive from it is waited for, 0: not */
+    npi_listen_probe listen;  /* its PULL socket's listener */
 } zq_peer;
 
 /* A peer's messages to us travel on its own connection to our PULL socket,
@@ -75,6 +82,11 @@ typedef struct zq_peer {
  * only after this grace period of reading, so that a rank which sends and
  * then exits normally is never reported dead before its last words land. */
 #define ZQ_LOST_GRACE_NS (250u * 1000u * 1000u)
+
+/* How long a peer waited for may stay unconnected before its host is
+ * asked whether it still listens: a live peer's libzmq connects within
+ * milliseconds, and this leaves the answer well inside NUMPUSH_TIMEOUT. */
+#define ZQ_UNMET_NS (500u * 1000u * 1000u)
 
 struct npi_fab_ep {
     npi_fab_attr attr;
@@ -126,6 +138,8 @@ static np_err zq_open(const npi_fab_attr *attr, npi_fab_ep **out)
     ep->attr = *attr;
     ep->efd = -1;
     ep->peers = calloc(attr->size, sizeof(zq_peer));
+    for (int i = 0; ep->peers && i < attr->size; i++)
+        npi_listen_probe_init(&ep->peers[i].listen, NULL, 0);
     ep->items = calloc(2 + 2 * (size_t)attr->size, sizeof(zmq_pollitem_t));
     ep->item_peer = calloc(2 + 2 * (size_t)attr->size, sizeof(int));
     if (!ep->peers || !ep->items || !ep->item_peer) {
@@ -176,6 +190,8 @@ fail:
         zmq_ctx_term(ep->ctx);
     if (ep->efd >= 0)
         close(ep->efd);
+    for (int i = 0; ep->peers && i < ep->attr.size; i++)
+        npi_listen_probe_close(&ep->peers[i].listen);
     free(ep->peers);
     free(ep->items);
     free(ep->item_peer);
@@ -226,8 +242,10 @@ static np_err zq_connect(npi_fab_ep *ep, int peer, const void *addr, size_t len)
     if (zmq_connect(p->push, s) != 0)
         return zq_fail_errno(s);
     struct sockaddr_in sa;
-    if (zq_sockaddr(s, &sa))
+    if (zq_sockaddr(s, &sa)) {
         npi_tcp_foreign_peer(ep->foreign, peer, &sa, sizeof(sa));
+        npi_listen_probe_init(&p->listen, &sa, sizeof(sa));
+    }
     return NP_OK;
 }
 
@@ -353,6 +371,7 @@ static void zq_fail(npi_fab_ep *ep, int peer, np_err err)
         return;
     p->dead = true;
     p->err = err;
+    npi_listen_probe_close(&p->listen);
     zq_send *s = p->q_head;
     p->q_head = p->q_tail = NULL;
     while (s) {
@@ -467,6 +486,37 @@ static void zq_monitor(npi_fab_ep *ep, int peer)
     }
 }
 
+/* Fail the peers waited for that never connected and whose host refuses
+ * connections to their listener; bound the next poll so that they are
+ * asked about in time. */
+static void zq_check_unmet(npi_fab_ep *ep, int *timeout_ms)
+{
+    uint64_t now = npi_now_ns();
+    for (int i = 0; i < ep->attr.size; i++) {
+        zq_peer *p = &ep->peers[i];
+        if (!p->awaited_ns || p->connected || p->lost_ns || p->dead)
+            continue;
+        if (now - p->awaited_ns < ZQ_UNMET_NS) {
+            if (*timeout_ms < 0 || *timeout_ms > 100)
+                *timeout_ms = 100;
+            continue;
+        }
+        npi_listen_state st = npi_listen_probe_ask(&p->listen, ZQ_UNMET_NS);
+        if (st == NPI_LISTEN_GONE) {
+            npi_error(NP_ERR_PEER,
+                      "zmq: rank %d is gone: its host refuses connections to its endpoint, and "
+                      "it never connected",
+                      i);
+            zq_fail(ep, i, NP_ERR_PEER);
+        } else if (st == NPI_LISTEN_PENDING) {
+            if (*timeout_ms < 0 || *timeout_ms > 10)
+                *timeout_ms = 10;
+        } else {
+            p->awaited_ns = now; /* alive or no answer: ask again later */
+        }
+    }
+}
+
 /* Fail the peers whose grace period after a lost connection has passed,
  * and bound the next poll so that the others are failed in time. */
 static void zq_expire_lost(npi_fab_ep *ep, int *timeout_ms)
@@ -500,6 +550,7 @@ static int zq_poll_once(void *arg, int timeout_ms)
 static np_err zq_progress(npi_fab_ep *ep, int timeout_ms)
 {
     zq_expire_lost(ep, &timeout_ms);
+    zq_check_unmet(ep, &timeout_ms);
     npi_tcp_foreign_poll(ep->foreign);
     int n = 0;
     ep->items[n] = (zmq_pollitem_t){.socket = ep->pull, .events = ZMQ_POLLIN};
@@ -543,6 +594,16 @@ static np_err zq_progress(npi_fab_ep *ep, int timeout_ms)
         else
             zq_flush(ep, peer);
     }
+    return NP_OK;
+}
+
+static np_err zq_expect(npi_fab_ep *ep, int peer)
+{
+    if (peer < 0 || peer >= ep->attr.size)
+        return npi_error(NP_ERR_ARG, "zmq: no rank %d to expect", peer);
+    zq_peer *p = &ep->peers[peer];
+    if (peer != ep->attr.rank && !p->awaited_ns)
+        p->awaited_ns = npi_now_ns();
     return NP_OK;
 }
 
@@ -635,6 +696,8 @@ static void zq_close(npi_fab_ep *ep, int linger_ms)
     }
     close(ep->efd);
     npi_tcp_foreign_free(ep->foreign);
+    for (int i = 0; ep->peers && i < ep->attr.size; i++)
+        npi_listen_probe_close(&ep->peers[i].listen);
     free(ep->peers);
     free(ep->items);
     free(ep->item_peer);
@@ -653,4 +716,5 @@ const npi_fab_ops npi_fab_zmq_ops = {
     .cancel = zq_cancel,
     .disconnect = zq_disconnect,
     .close = zq_close,
+    .expect = zq_expect,
 };
