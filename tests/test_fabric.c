@@ -431,16 +431,17 @@ static int case_death(tf_ctx *t)
     return 0;
 }
 
-/* Ranks that rank 0 has never exchanged a message with: rank 1 dies at
- * once, rank 2 stays out of the fabric for 7 s (NUMPUSH_TIMEOUT is 5) and
- * then sends.  Waiting for rank 1 fails with NP_ERR_PEER within the
- * timeout (a transport that watches only the peers it has heard from
- * would wait forever: ofi, before ofit_expect); waiting for rank 2 gets
+/* Ranks that rank 0 has never exchanged a message with: ranks 1 and 3
+ * die at once, rank 2 stays out of the fabric for 7 s (NUMPUSH_TIMEOUT is
+ * 5) and then sends.  Waiting for a message from rank 1, or for a send to
+ * rank 3, fails with NP_ERR_PEER within the timeout (a transport that
+ * watches only the peers it has heard from or is connected to would wait
+ * forever: ofi and zmq, before their expect ops); waiting for rank 2 gets
  * its message, however long it was quiet. */
 static int case_stranger(tf_ctx *t)
 {
     int rank = t->rank;
-    if (rank == 1)
+    if (rank == 1 || rank == 3)
         _exit(0); /* before any message, without closing anything */
     uint64_t msg = 0x5ea1ed0fu;
     if (rank == 2) {
@@ -463,6 +464,15 @@ static int case_stranger(tf_ctx *t)
         e = npi_fab_wait(t->fab, &r, t0 + 20000000000ull, &st);
     double s = (npi_now_ns() - t0) / 1e9;
     CHECK(e == NP_ERR_PEER && s < 5.5, "waiting for a rank that died unheard gave %s after %.2f s",
+          np_errname(e), s);
+    /* A send to one, rather than a receive: the same, as soon as posted
+     * (tcp's connection was refused) or within the timeout. */
+    t0 = npi_now_ns();
+    e = npi_fab_isend(t->fab, 3, COMM, 1, &msg, sizeof(msg), &r);
+    if (e == NP_OK)
+        e = npi_fab_wait(t->fab, &r, t0 + 20000000000ull, &st);
+    s = (npi_now_ns() - t0) / 1e9;
+    CHECK(e == NP_ERR_PEER && s < 5.5, "a send to a rank that died unheard gave %s after %.2f s",
           np_errname(e), s);
     OK(npi_fab_irecv(t->fab, 2, COMM, 1, &got, sizeof(got), &r));
     e = npi_fab_wait(t->fab, &r, npi_now_ns() + 20000000000ull, &st);
@@ -729,7 +739,7 @@ static const tf_case tf_cases[] = {
     {"withdrawn", case_withdrawn, 2, 20},
     {"midway", case_midway, 2, 30},
     {"midway-cancel", case_midway_cancel, 2, 30},
-    {"stranger", case_stranger, 3, 30},
+    {"stranger", case_stranger, 4, 40},
 };
 /* clang-format on */
 

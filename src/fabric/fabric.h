@@ -178,10 +178,11 @@ typedef struct npi_fab_ops {
     np_err (*redirect)(npi_fab_ep *ep, void *ctx, void *dst, uint64_t *placed);
 
     /* Optional (NULL: not offered; check size first).  The caller is about
-     * to wait for a message from peer.  A transport that watches only the
-     * peers it has exchanged messages with (ofi: its heartbeats) watches
-     * this one from now on too, so that a peer that died before its first
-     * message fails the wait with NP_ERR_PEER rather than leaving it to
+     * to wait for a message from peer, or for a send to it to complete.  A
+     * transport that watches only the peers it has exchanged messages with
+     * (ofi: its heartbeats) or that are connected (zmq) watches this one
+     * from now on too, so that a peer that died before its first message
+     * fails the wait with NP_ERR_PEER rather than leaving it to
      * NUMPUSH_WAIT_TIMEOUT (a rank waiting around a ring for a neighbour
      * it has never heard from).  Nonblocking.  Errors: NP_ERR_ARG if peer
      * is out of range. */

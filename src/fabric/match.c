@@ -778,10 +778,11 @@ static int match_wait_ms(uint64_t deadline_ns)
 }
 
 /* Tell the transport, where it asks (npi_fab_ops.expect), which peer a
- * receive about to be waited for comes from. */
+ * request about to be waited for is with: the source of a receive, the
+ * destination of a send. */
 static void match_expect(npi_fab *fab, const npi_fab_req *r)
 {
-    if (r->kind != MATCH_RECV || r->peer < 0 || r->state == MATCH_DONE ||
+    if (r->peer < 0 || r->state == MATCH_DONE ||
         fab->ops->size < offsetof(npi_fab_ops, expect) + sizeof(fab->ops->expect) ||
         !fab->ops->expect)
         return;
