@@ -34,12 +34,20 @@ void npi_listen_probe_close(npi_listen_probe *p)
     p->fd = -1;
 }
 
-/* The state a finished connect's error means. */
-static npi_listen_state listen_verdict(int err)
+/* The state a finished connect of fd, with error err, means.  A socket
+ * connected to itself (TCP's simultaneous open, when the kernel picked the
+ * probed port as the socket's own) found nothing listening there. */
+static npi_listen_state listen_verdict(int fd, int err)
 {
-    if (err == 0)
-        return NPI_LISTEN_ALIVE;
-    return err == ECONNREFUSED ? NPI_LISTEN_GONE : NPI_LISTEN_UNKNOWN;
+    if (err != 0)
+        return err == ECONNREFUSED ? NPI_LISTEN_GONE : NPI_LISTEN_UNKNOWN;
+    struct sockaddr_storage self, peer;
+    socklen_t sl = sizeof(self), pl = sizeof(peer);
+    if (getsockname(fd, (struct sockaddr *)&self, &sl) == 0 &&
+        getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && sl == pl &&
+        memcmp(&self, &peer, sl) == 0)
+        return NPI_LISTEN_GONE;
+    return NPI_LISTEN_ALIVE;
 }
 
 npi_listen_state npi_listen_probe_ask(npi_listen_probe *p, uint64_t limit_ns)
@@ -53,7 +61,7 @@ npi_listen_state npi_listen_probe_ask(npi_listen_probe *p, uint64_t limit_ns)
         p->started_ns = npi_now_ns();
         int rc = connect(p->fd, (const struct sockaddr *)&p->addr, p->len);
         if (rc == 0 || errno != EINPROGRESS) {
-            npi_listen_state s = listen_verdict(rc == 0 ? 0 : errno);
+            npi_listen_state s = listen_verdict(p->fd, rc == 0 ? 0 : errno);
             npi_listen_probe_close(p);
             return s;
         }
@@ -64,8 +72,9 @@ npi_listen_state npi_listen_probe_ask(npi_listen_probe *p, uint64_t limit_ns)
         socklen_t elen = sizeof(err);
         if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &elen) != 0)
             err = errno;
+        npi_listen_state s = listen_verdict(p->fd, err);
         npi_listen_probe_close(p);
-        return listen_verdict(err);
+        return s;
     }
     if (npi_now_ns() - p->started_ns > limit_ns) {
         npi_listen_probe_close(p);
