@@ -7,12 +7,10 @@
 
 #include "kvstore.h"
 
+#include "netns_private.h"
+
 #include <check.h>
-#include <net/if.h>
-#include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <errno.h>
 #include <pthread.h>
@@ -180,28 +178,10 @@ END_TEST
 /* In a network namespace of its own whose only ephemeral port is 40000
  * (the child's; needs root), a connect to 127.0.0.1:40000, where nothing
  * listens, always meets itself (TCP's simultaneous open).  That is no
- * store: npi_kvc_connect must keep retrying and time out.  Exit 0: it
- * did; 1: it took the socket for a store; 2: no namespace here. */
+ * store: npi_kvc_connect must keep retrying and time out.  Returns 0 if
+ * it did, 1 if it took the socket for a store (netns_private_run). */
 static int self_connect_child(void)
 {
-    if (unshare(CLONE_NEWNET) != 0)
-        return 2;
-    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    struct ifreq ifr;
-    memset(&ifr, 0, sizeof ifr);
-    snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
-    if (fd < 0 || ioctl(fd, SIOCGIFFLAGS, &ifr) != 0)
-        return 2;
-    ifr.ifr_flags |= IFF_UP;
-    if (ioctl(fd, SIOCSIFFLAGS, &ifr) != 0)
-        return 2;
-    close(fd);
-    FILE *f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "w");
-    if (!f)
-        return 2;
-    int ok = fprintf(f, "40000 40000\n") > 0;
-    if (fclose(f) != 0 || !ok)
-        return 2;
     npi_kvc *c = NULL;
     int rc = npi_kvc_connect(&c, "127.0.0.1:40000", SECRET, 300);
     if (c)
@@ -211,18 +191,12 @@ static int self_connect_child(void)
 
 START_TEST(self_connect_is_no_store)
 {
-    pid_t pid = fork();
-    ck_assert_int_ge(pid, 0);
-    if (pid == 0)
-        _exit(self_connect_child());
-    int st = 0;
-    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-    ck_assert(WIFEXITED(st));
-    if (WEXITSTATUS(st) == 2) {
+    int rc = netns_private_run(40000, self_connect_child);
+    if (rc == 2) {
         printf("self_connect_is_no_store: no network namespace here (not root?); not run\n");
         return;
     }
-    ck_assert_msg(WEXITSTATUS(st) == 0, "a socket connected to itself was taken for the store");
+    ck_assert_msg(rc == 0, "a socket connected to itself was taken for the store");
 }
 END_TEST
 
