@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "kvstore.h"
+#include "self_connect.h"
 
 #include <signal.h>
 
@@ -524,18 +525,6 @@ static long long kv_now_ms(void)
 }
 
 /* Connect to one address with a deadline; the socket is left blocking. */
-/* Whether connected socket fd is connected to itself (same local and
- * remote address and port). */
-static bool kv_self_connected(int fd)
-{
-    struct sockaddr_in self, peer;
-    socklen_t sl = sizeof self, pl = sizeof peer;
-    if (getsockname(fd, (struct sockaddr *)&self, &sl) != 0 ||
-        getpeername(fd, (struct sockaddr *)&peer, &pl) != 0)
-        return false;
-    return self.sin_port == peer.sin_port && self.sin_addr.s_addr == peer.sin_addr.s_addr;
-}
-
 static int kv_connect_one(const char *host, const char *port, int timeout_ms)
 {
     struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *ai = NULL;
@@ -552,15 +541,12 @@ static int kv_connect_one(const char *host, const char *port, int timeout_ms)
             rc = 0;
     }
     freeaddrinfo(ai);
-    /* A connect to a port of this host on which nothing listens yet can
-     * meet itself: when the kernel happens to pick that very port as the
-     * socket's own (ports above 32768 are the ephemeral ones), TCP's
-     * simultaneous open connects the socket to itself.  A rank retrying
-     * until rank 0's store listens then "talks to the store" and reads its
+    /* A rank retrying until rank 0's store listens can connect to itself
+     * (npi_socket_self_connected), then "talks to the store" and reads its
      * own request back as the answer (CI saw an env:// job fail so, with
      * "get of npi.jobid failed: Unknown error 33554441").  Such a
      * connection is no server's: drop it and retry. */
-    if (rc == 0 && kv_self_connected(fd))
+    if (rc == 0 && npi_socket_self_connected(fd))
         rc = -1;
     if (rc) {
         if (fd >= 0)

@@ -4,6 +4,7 @@
 #include "listen_probe.h"
 
 #include "npi.h"
+#include "self_connect.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,8 +21,7 @@ void npi_listen_probe_init(npi_listen_probe *p, const void *addr, size_t len)
         return;
     sa_family_t family;
     memcpy(&family, addr, sizeof(family));
-    if ((family == AF_INET && len >= sizeof(struct sockaddr_in)) ||
-        (family == AF_INET6 && len >= sizeof(struct sockaddr_in6))) {
+    if (family == AF_INET || (family == AF_INET6 && len >= sizeof(struct sockaddr_in6))) {
         memcpy(&p->addr, addr, len);
         p->len = (socklen_t)len;
     }
@@ -35,19 +35,13 @@ void npi_listen_probe_close(npi_listen_probe *p)
 }
 
 /* The state a finished connect of fd, with error err, means.  A socket
- * connected to itself (TCP's simultaneous open, when the kernel picked the
- * probed port as the socket's own) found nothing listening there. */
+ * connected to itself (npi_socket_self_connected) found nothing listening
+ * there. */
 static npi_listen_state listen_verdict(int fd, int err)
 {
     if (err != 0)
         return err == ECONNREFUSED ? NPI_LISTEN_GONE : NPI_LISTEN_UNKNOWN;
-    struct sockaddr_storage self, peer;
-    socklen_t sl = sizeof(self), pl = sizeof(peer);
-    if (getsockname(fd, (struct sockaddr *)&self, &sl) == 0 &&
-        getpeername(fd, (struct sockaddr *)&peer, &pl) == 0 && sl == pl &&
-        memcmp(&self, &peer, sl) == 0)
-        return NPI_LISTEN_GONE;
-    return NPI_LISTEN_ALIVE;
+    return npi_socket_self_connected(fd) ? NPI_LISTEN_GONE : NPI_LISTEN_ALIVE;
 }
 
 npi_listen_state npi_listen_probe_ask(npi_listen_probe *p, uint64_t limit_ns)

@@ -216,7 +216,7 @@ typedef struct ofit_peer {
     bool probe_posted;       /* the provider took it (else it is offered again) */
     bool proven;             /* a message came from it or a send to it completed */
     bool said_bye;           /* it ended the connection itself */
-    bool awaited;            /* a receive from it was waited for (ofit_expect) */
+    bool awaited;            /* a wait involved it (ofit_expect) */
     npi_listen_probe listen; /* its endpoint's listener, for IP providers */
 } ofit_peer;
 

@@ -34,9 +34,9 @@ typedef struct npi_ofi_lib {
 extern npi_ofi_lib npi_ofi;
 
 /* Load libfabric (NUMPUSH_OFI_LIBRARY, else NPI_OFI_SONAME, the soname of
- * the library configure found) once per
- * process; later calls return the first one's result.  NP_ERR_TRANSPORT,
- * naming the library and dlerror's reason, where it cannot be loaded. */
+ * the library configure found) once per process; later calls return the
+ * first one's result.  NP_ERR_TRANSPORT, naming the library and dlerror's
+ * reason, where it cannot be loaded. */
 np_err npi_ofi_lib_load(void);
 
 /* fi_freeinfo; nothing for NULL, also before libfabric is loaded (the

@@ -27,8 +27,8 @@
  * never connects: libzmq retries for ever.  A peer this rank waits for
  * (zq_expect) that is still unconnected after ZQ_UNMET_NS is asked about
  * through its host's kernel (listen_probe.h), since libzmq's I/O thread
- * accepts connections for a live one whatever its owner is doing.  Bytes that are not ZMTP never
- * reach us: libzmq drops such connections itself.
+ * accepts connections for a live one whatever its owner is doing.  Bytes
+ * that are not ZMTP never reach us: libzmq drops such connections itself.
  */
 #include "config.h"
 
@@ -72,7 +72,7 @@ typedef struct zq_peer {
     np_err err;
     uint64_t lost_ns;         /* when its connection dropped; 0 while up */
     zq_send *q_head, *q_tail; /* not yet handed to libzmq */
-    uint64_t awaited_ns;      /* since when a receive from it is waited for, 0: not */
+    uint64_t awaited_ns;      /* since when a wait involves it (zq_expect), 0: never */
     npi_listen_probe listen;  /* its PULL socket's listener */
 } zq_peer;
 
