@@ -119,9 +119,10 @@ static np_err reduce_cma(npi_call *x, const char *mine, char *rbuf, size_t count
 
 /*
  * cma, mid sizes (pull): the root reads every other rank's input straight
- * from its sendbuf into private memory, reduces all n in rank order into
- * its recvbuf and reports step 1; a non-root waits for that report, after
- * which no one reads its sendbuf any more.  Bytes: (n-1) N pulled by the
+ * from its sendbuf into private memory, reports step 1, and reduces all n
+ * in rank order into its recvbuf; a non-root waits for that report, after
+ * which no one reads its sendbuf any more, so it leaves while the root
+ * reduces instead of after.  Bytes: (n-1) N pulled by the
  * root, nothing written to shared memory.  With one rank per core this
  * beats eager, whose every call rewrites the eager area and so makes the
  * root fetch each line from the other core's cache (an unchanged sendbuf
@@ -131,7 +132,19 @@ static np_err reduce_cma(npi_call *x, const char *mine, char *rbuf, size_t count
  */
 /* 2 ranks, one per core, NUMPUSH_REDUCE_ALG=cma numpush-run -n 2
  * bench/bench_coll -c reduce -s 16K,64K,256K -b 0.1, three runs: pull 16 KiB
- * 1.7 us, 64 KiB 5.1 us, 256 KiB 18-33 us; reduce-scatter 256 KiB 14.5-16. */
+ * 1.7 us, 64 KiB 5.1 us, 256 KiB 18-33 us; reduce-scatter 256 KiB 14.5-16.
+ * Reporting before the reduction rather than after: five interleaved runs
+ * of -s 32K,64K,128K -b 0.5 -I 3000 gave 3.1-4.4 / 5.0-7.0 / 8.8-11.4 us
+ * against 3.7-5.0 / 6.1-8.3 / 11.0-14.7 (Open MPI 3.4-4.2 / 5.3-6.9 /
+ * 8.8-10.9).  The other way round, the non-root pushing its input into the
+ * root's recvbuf (process_vm_writev) and leaving, was slower and bimodal
+ * (64 KiB 4.9 or 13.7 us from one run to the next): the root then reads
+ * lines the other core has just written, where a pull of an unchanged
+ * sendbuf finds them in its own cache.  Pulling and reducing chunk by
+ * chunk, to keep the pulled bytes in cache, was slower too (three runs,
+ * 16 / 64 KiB chunks: 64 KiB 6.9-9.8 / 4.8-5.9 us, 256 KiB 28-42 / 22-26,
+ * against 4.8-5.4 and 17-18 unchunked): every process_vm_readv pins the
+ * pages it reads and costs more than the cache misses it saves. */
 #define REDUCE_PULL_BELOW (256 * 1024)
 
 static np_err reduce_pull(npi_call *x, const char *mine, char *rbuf, size_t count, np_dtype dt,
@@ -153,6 +166,9 @@ static np_err reduce_pull(npi_call *x, const char *mine, char *rbuf, size_t coun
         in[q] = next;
         next += bytes;
     }
+    /* Report now, failed or not: no one reads a non-root's sendbuf any
+     * more, and the non-roots stop waiting. */
+    npi_call_post(x, 1);
     if (err == NP_OK) {
         if (own) {
             in[root] = mine;
@@ -162,8 +178,6 @@ static np_err reduce_pull(npi_call *x, const char *mine, char *rbuf, size_t coun
         }
         npi_coll_reduce_ordered(rbuf, in, x->n, count, dt, op);
     }
-    /* Report even on failure, so the non-roots stop waiting. */
-    npi_call_post(x, 1);
     return err;
 }
 
