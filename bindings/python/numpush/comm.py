@@ -410,6 +410,16 @@ def _nd_slots(slots, allhdr, rank, bufs):
 def _pad(n):
     return (n + 63) & ~63
 
+
+def _row_bounds(rows, n):
+    """The n + 1 row bounds of np.array_split(rows, n): the first rows % n
+    parts get one row more.  Computed here because array_split itself took
+    8.6 us for 4 rows in 2 parts (slicing takes 0.5), a quarter of a small
+    scatter."""
+    each, extra = divmod(rows, n)
+    return [i * each + min(i, extra) for i in range(n + 1)]
+
+
 _pack = msgpack.Packer(use_bin_type=True).pack
 
 
@@ -729,10 +739,11 @@ class Comm:
         if isinstance(sendobj, np.ndarray):
             if sendobj.ndim == 0:
                 raise TypeError("a 0-d array cannot be split by rows")
-            return np.array_split(sendobj, n)
+            b = _row_bounds(len(sendobj), n)
+            return [sendobj[b[i]:b[i + 1]] for i in range(n)]
         if pd is not None and isinstance(sendobj, (pd.DataFrame, pd.Series)):
-            bounds = np.cumsum([0] + [len(p) for p in np.array_split(np.empty(len(sendobj)), n)])
-            return [sendobj.iloc[bounds[i]:bounds[i + 1]] for i in range(n)]
+            b = _row_bounds(len(sendobj), n)
+            return [sendobj.iloc[b[i]:b[i + 1]] for i in range(n)]
         if sendobj is None:
             raise TypeError("root passed None")
         parts = list(sendobj)
