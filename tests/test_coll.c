@@ -198,8 +198,11 @@ static void test_moves(np_dtype dt, size_t count, unsigned salt, np_comm *c)
     size_t es = np_dtype_size(dt), bytes = count * es;
     char *one = xmalloc(bytes + 1), *all = xmalloc(bytes * (size_t)n + 1);
     char *all2 = xmalloc(bytes * (size_t)n + 1);
-    int roots[2] = {0, n - 1};
-    for (int ri = 0; ri < (n > 1 ? 2 : 1); ri++) {
+    /* A root in the middle too, at the small sizes: there the root of an
+     * eager scatter copies the blocks before and after its own separately. */
+    int roots[3] = {0, n - 1, n / 2};
+    int nroots = n == 1 ? 1 : n == 2 || bytes * (size_t)n > ((size_t)1 << 20) ? 2 : 3;
+    for (int ri = 0; ri < nroots; ri++) {
         int root = roots[ri];
         /* bcast */
         if (r == root)

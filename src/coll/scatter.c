@@ -4,9 +4,9 @@
 #include "coll.h"
 
 /*
- * eager: the root copies all n blocks into its eager area before it
- * arrives; after the arrival round rank i copies block i out.  Steps: 1.
- * Bytes: the root writes n N, each rank reads N.  Wins: n N up to the
+ * eager: the root copies every other rank's block into its eager area
+ * before it arrives; after the arrival round rank i copies block i out.
+ * Steps: 1.  Bytes: the root writes (n-1) N, each rank reads N.  Wins: n N up to the
  * eager area.
  */
 static np_err scatter_eager(npi_call *x, char *rbuf, size_t bytes, int root)
@@ -89,8 +89,14 @@ np_err np_scatter(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt,
     if (bad == NP_OK && !in_place)
         bad = npi_coll_check_buf(recvbuf, count, who, "recvbuf");
     npi_alg alg = npi_coll_decide(&x, bytes);
-    if (bad == NP_OK && alg == NPI_ALG_EAGER && x.me == root)
-        npi_copy(npi_call_eager(&x, root), sendbuf, bytes * (size_t)x.n);
+    if (bad == NP_OK && alg == NPI_ALG_EAGER && x.me == root) {
+        /* Every block but the root's own, which goes straight to its
+         * recvbuf below: the blocks before it, then those after it. */
+        char *area = npi_call_eager(&x, root);
+        size_t before = bytes * (size_t)root, after_at = before + bytes;
+        npi_copy(area, sendbuf, before);
+        npi_copy(area + after_at, (const char *)sendbuf + after_at, bytes * (size_t)x.n - after_at);
+    }
     /* The root of an eager scatter needs nothing, its receivers
      * need only the root's post (coll.c, "Running ahead"). */
     x.ahead = alg == NPI_ALG_EAGER;
