@@ -145,12 +145,21 @@ static size_t decide_eager_below(npi_coll c, bool over)
  * and both take the same time (1456 against 1443 us, 13.0 against 13.2 ms).
  * Scatter and gather gain nothing from it: their root already copies its
  * own block, which takes as long as a receiver's whole copy (4 MiB scatter
- * 655 us with a root share against 510 us without). */
-#define DECIDE_ROOT_SHARE_MIN (256 * 1024)
+ * 655 us with a root share against 510 us without).  With two ranks it
+ * pays from 64 KiB already: six interleaved runs of -s 32K,64K,128K -b 0.4
+ * -I 3000, with and without, gave 2.2-3.3 against 2.4-3.6 us at 32 KiB (a
+ * tie), 3.5-5.1 against 3.9-5.7 at 64 KiB and 5.3-6.2 against 6.8-9.3 at
+ * 128 KiB; at 16 KiB it lost (2.3 against 1.6).  More ranks keep the
+ * larger threshold, where each share is still 16 KiB or more with up to
+ * 16 ranks (the root writes one share per receiver, a system call each);
+ * this machine cannot measure them bound. */
+#define DECIDE_ROOT_SHARE_MIN      (256 * 1024)
+#define DECIDE_ROOT_SHARE_MIN_PAIR (64 * 1024)
 
 size_t npi_decide_root_share(size_t bytes, int ranks, int cores)
 {
-    if (ranks < 2 || ranks > cores || bytes < DECIDE_ROOT_SHARE_MIN)
+    size_t from = ranks == 2 ? DECIDE_ROOT_SHARE_MIN_PAIR : DECIDE_ROOT_SHARE_MIN;
+    if (ranks < 2 || ranks > cores || bytes < from)
         return 0;
     /* With n ranks each copying, the root's (n-1) shares take as long as a
      * receiver's remaining bytes when the share is bytes / n.  Whole pages
