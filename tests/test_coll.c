@@ -201,7 +201,9 @@ static void test_moves(np_dtype dt, size_t count, unsigned salt, np_comm *c)
     /* A root in the middle too, at the small sizes: there the root of an
      * eager scatter copies the blocks before and after its own separately. */
     int roots[3] = {0, n - 1, n / 2};
-    int nroots = n == 1 ? 1 : n == 2 || bytes * (size_t)n > ((size_t)1 << 20) ? 2 : 3;
+    int nroots = 3;
+    if (n <= 2 || bytes * (size_t)n > ((size_t)1 << 20))
+        nroots = n == 1 ? 1 : 2;
     for (int ri = 0; ri < nroots; ri++) {
         int root = roots[ri];
         /* bcast */

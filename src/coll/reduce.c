@@ -122,13 +122,13 @@ static np_err reduce_cma(npi_call *x, const char *mine, char *rbuf, size_t count
  * from its sendbuf into private memory, reports step 1, and reduces all n
  * in rank order into its recvbuf; a non-root waits for that report, after
  * which no one reads its sendbuf any more, so it leaves while the root
- * reduces instead of after.  Bytes: (n-1) N pulled by the
- * root, nothing written to shared memory.  With one rank per core this
- * beats eager, whose every call rewrites the eager area and so makes the
- * root fetch each line from the other core's cache (an unchanged sendbuf
- * stays in the root's cache from one call to the next), and beats the
- * reduce-scatter below, whose two rounds of system calls cost more than
- * they save on vectors this short.
+ * reduces instead of after.  Bytes: (n-1) N pulled by the root, nothing
+ * written to shared memory.  With one rank per core this beats eager,
+ * whose every call rewrites the eager area and so makes the root fetch
+ * each line from the other core's cache (an unchanged sendbuf stays in the
+ * root's cache from one call to the next), and beats the reduce-scatter
+ * below, whose two rounds of system calls cost more than they save on
+ * vectors this short.
  */
 /* 2 ranks, one per core, NUMPUSH_REDUCE_ALG=cma numpush-run -n 2
  * bench/bench_coll -c reduce -s 16K,64K,256K -b 0.1, three runs: pull 16 KiB

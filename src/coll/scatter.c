@@ -6,8 +6,8 @@
 /*
  * eager: the root copies every other rank's block into its eager area
  * before it arrives; after the arrival round rank i copies block i out.
- * Steps: 1.  Bytes: the root writes (n-1) N, each rank reads N.  Wins: n N up to the
- * eager area.
+ * Steps: 1.  Bytes: the root writes (n-1) N, each rank reads N.  Wins: n N
+ * up to the eager area.
  */
 static np_err scatter_eager(npi_call *x, char *rbuf, size_t bytes, int root)
 {
