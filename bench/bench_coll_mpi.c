@@ -12,9 +12,18 @@
 
 #include "coll_loop.h"
 
-static int bx_init(int *argc, char ***argv) { return MPI_Init(argc, argv) != MPI_SUCCESS; }
-static void bx_finalize(void) { MPI_Finalize(); }
-static void bx_abort(int code) { MPI_Abort(MPI_COMM_WORLD, code); }
+static int bx_init(int *argc, char ***argv)
+{
+    return MPI_Init(argc, argv) != MPI_SUCCESS;
+}
+static void bx_finalize(void)
+{
+    MPI_Finalize();
+}
+static void bx_abort(int code)
+{
+    MPI_Abort(MPI_COMM_WORLD, code);
+}
 
 static int bx_rank(void)
 {
@@ -42,8 +51,14 @@ static const char *bx_system(void)
     return "mpi";
 }
 
-static double bx_wtime(void) { return MPI_Wtime(); }
-static int bx_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
+static double bx_wtime(void)
+{
+    return MPI_Wtime();
+}
+static int bx_barrier(void)
+{
+    return MPI_Barrier(MPI_COMM_WORLD);
+}
 
 /* MPI counts are int; the benchmark's largest block is 64 MiB, far below. */
 static int bx_bcast(void *buf, size_t bytes, int root)
@@ -96,9 +111,14 @@ static const char *bx_strerror(int rc)
     return msg;
 }
 
-static int bx_available(int coll) { return coll >= 0; }
-static int bx_unimplemented(int rc) { return rc < 0; }
-
+static int bx_available(int coll)
+{
+    return coll >= 0;
+}
+static int bx_unimplemented(int rc)
+{
+    return rc < 0;
+}
 
 int main(int argc, char **argv)
 {

@@ -32,7 +32,8 @@ static double now(void)
 }
 
 static const size_t default_sizes[] = {
-    8, 64, 512, 4u << 10, 16u << 10, 64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20,
+    8,          64,       512,      4u << 10,  16u << 10, 64u << 10,
+    256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20,
 };
 
 static int parse_size(const char *s, size_t *out)
@@ -42,10 +43,23 @@ static int parse_size(const char *s, size_t *out)
     if (end == s)
         return -1;
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'i')
         end++;
@@ -124,9 +138,10 @@ int main(int argc, char **argv)
         } else if (!strcmp(argv[i], "--header")) {
             header = 1;
         } else {
-            fprintf(stderr,
-                    "usage: %s [--sizes 8,4K,1M] [--budget SEC per point, default 0.1] [--header]\n",
-                    argv[0]);
+            fprintf(
+                stderr,
+                "usage: %s [--sizes 8,4K,1M] [--budget SEC per point, default 0.1] [--header]\n",
+                argv[0]);
             return 2;
         }
     }
@@ -138,7 +153,8 @@ int main(int argc, char **argv)
         if (sizes[i] > maxb)
             maxb = sizes[i];
     unsigned char *src, *dst;
-    if (posix_memalign((void **)&src, 4096, maxb) || posix_memalign((void **)&dst, 4096, maxb + 64)) {
+    if (posix_memalign((void **)&src, 4096, maxb) ||
+        posix_memalign((void **)&dst, 4096, maxb + 64)) {
         fprintf(stderr, "%s: cannot allocate 2 x %zu bytes\n", argv[0], maxb);
         return 1;
     }

@@ -97,46 +97,48 @@ static const char *const cl_coll_names[CL_NCOLL] = {
 
 /* The sizes of BENCHMARKS.md: 8 B to 64 MiB. */
 static const size_t cl_default_sizes[] = {
-    8, 64, 512, 4u << 10, 16u << 10, 64u << 10, 256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20,
+    8,          64,       512,      4u << 10,  16u << 10, 64u << 10,
+    256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20,
 };
 #define CL_NDEFAULT_SIZES (sizeof cl_default_sizes / sizeof cl_default_sizes[0])
-#define CL_MAX_SIZES 64
+#define CL_MAX_SIZES      64
 
 struct cl_opts {
     int colls[CL_NCOLL]; /* nonzero: run this collective */
     size_t sizes[CL_MAX_SIZES];
     int nsizes;
-    long iters;       /* timed iterations for sizes up to 8 KiB */
-    long iters_large; /* timed iterations above 8 KiB */
-    long min_iters;   /* the budget never cuts below this */
-    long warmup;      /* warm-up calls up to 8 KiB */
-    long warmup_large; /* warm-up calls above 8 KiB */
-    double budget;  /* seconds of wall time per point (0: no limit) */
-    int vary;       /* change the buffers' content before every iteration */
-    int header;     /* print the CSV header first */
+    long iters;         /* timed iterations for sizes up to 8 KiB */
+    long iters_large;   /* timed iterations above 8 KiB */
+    long min_iters;     /* the budget never cuts below this */
+    long warmup;        /* warm-up calls up to 8 KiB */
+    long warmup_large;  /* warm-up calls above 8 KiB */
+    double budget;      /* seconds of wall time per point (0: no limit) */
+    int vary;           /* change the buffers' content before every iteration */
+    int header;         /* print the CSV header first */
     const char *system; /* overrides bx_system() in the output */
 };
 
 static void cl_usage(FILE *f, const char *prog)
 {
-    fprintf(f,
-            "usage: %s [options]\n"
-            "  -c, --colls LIST    collectives, comma-separated (default all):\n"
-            "                      barrier,bcast,scatter,gather,allreduce,reduce,allgather,alltoall\n"
-            "  -s, --sizes LIST    bytes per rank's block, comma-separated, suffixes K M G\n"
-            "                      (default 8,64,512,4K,16K,64K,256K,1M,4M,16M,64M)\n"
-            "  -i, --iters N       timed iterations up to 8 KiB (default 1000)\n"
-            "  -I, --iters-large N timed iterations above 8 KiB (default 100)\n"
-            "      --min-iters N   the budget never cuts below N iterations (default 5)\n"
-            "  -w, --warmup N      warm-up calls up to 8 KiB (default 100)\n"
-            "  -W, --warmup-large N  warm-up calls above 8 KiB (default 10)\n"
-            "  -b, --budget SEC    wall time per point; cuts the iterations of slow points\n"
-            "                      (default 0.5; 0 = no limit)\n"
-            "      --vary          new buffer content before every iteration\n"
-            "      --header        print the CSV header line first\n"
-            "      --system NAME   name in the system column\n"
-            "output (rank 0, stdout): system,collective,ranks,bytes,avg_us,max_us,iters,mode\n",
-            prog);
+    fprintf(
+        f,
+        "usage: %s [options]\n"
+        "  -c, --colls LIST    collectives, comma-separated (default all):\n"
+        "                      barrier,bcast,scatter,gather,allreduce,reduce,allgather,alltoall\n"
+        "  -s, --sizes LIST    bytes per rank's block, comma-separated, suffixes K M G\n"
+        "                      (default 8,64,512,4K,16K,64K,256K,1M,4M,16M,64M)\n"
+        "  -i, --iters N       timed iterations up to 8 KiB (default 1000)\n"
+        "  -I, --iters-large N timed iterations above 8 KiB (default 100)\n"
+        "      --min-iters N   the budget never cuts below N iterations (default 5)\n"
+        "  -w, --warmup N      warm-up calls up to 8 KiB (default 100)\n"
+        "  -W, --warmup-large N  warm-up calls above 8 KiB (default 10)\n"
+        "  -b, --budget SEC    wall time per point; cuts the iterations of slow points\n"
+        "                      (default 0.5; 0 = no limit)\n"
+        "      --vary          new buffer content before every iteration\n"
+        "      --header        print the CSV header line first\n"
+        "      --system NAME   name in the system column\n"
+        "output (rank 0, stdout): system,collective,ranks,bytes,avg_us,max_us,iters,mode\n",
+        prog);
 }
 
 /* Parse "64", "4K", "4KiB", "1M", "1MB" (powers of two). */
@@ -148,10 +150,23 @@ static int cl_parse_size(const char *s, size_t *out)
     if (errno || end == s)
         return -1;
     switch (*end) {
-    case 'k': case 'K': v <<= 10; end++; break;
-    case 'm': case 'M': v <<= 20; end++; break;
-    case 'g': case 'G': v <<= 30; end++; break;
-    default: break;
+    case 'k':
+    case 'K':
+        v <<= 10;
+        end++;
+        break;
+    case 'm':
+    case 'M':
+        v <<= 20;
+        end++;
+        break;
+    case 'g':
+    case 'G':
+        v <<= 30;
+        end++;
+        break;
+    default:
+        break;
     }
     if (*end == 'i')
         end++;
@@ -401,15 +416,24 @@ static void cl_poison(struct cl_ctx *c, enum cl_coll k, size_t bytes)
 static int cl_call(struct cl_ctx *c, enum cl_coll k, size_t bytes)
 {
     switch (k) {
-    case CL_BARRIER: return bx_barrier();
-    case CL_BCAST: return bx_bcast(c->sbuf, bytes, 0);
-    case CL_SCATTER: return bx_scatter(c->sbuf, c->rbuf, bytes, 0);
-    case CL_GATHER: return bx_gather(c->sbuf, c->rbuf, bytes, 0);
-    case CL_ALLREDUCE: return bx_allreduce_f64(c->sbuf, c->rbuf, bytes / 8);
-    case CL_REDUCE: return bx_reduce_f64(c->sbuf, c->rbuf, bytes / 8, 0);
-    case CL_ALLGATHER: return bx_allgather(c->sbuf, c->rbuf, bytes);
-    case CL_ALLTOALL: return bx_alltoall(c->sbuf, c->rbuf, bytes);
-    default: return -1;
+    case CL_BARRIER:
+        return bx_barrier();
+    case CL_BCAST:
+        return bx_bcast(c->sbuf, bytes, 0);
+    case CL_SCATTER:
+        return bx_scatter(c->sbuf, c->rbuf, bytes, 0);
+    case CL_GATHER:
+        return bx_gather(c->sbuf, c->rbuf, bytes, 0);
+    case CL_ALLREDUCE:
+        return bx_allreduce_f64(c->sbuf, c->rbuf, bytes / 8);
+    case CL_REDUCE:
+        return bx_reduce_f64(c->sbuf, c->rbuf, bytes / 8, 0);
+    case CL_ALLGATHER:
+        return bx_allgather(c->sbuf, c->rbuf, bytes);
+    case CL_ALLTOALL:
+        return bx_alltoall(c->sbuf, c->rbuf, bytes);
+    default:
+        return -1;
     }
 }
 
@@ -585,14 +609,14 @@ static int cl_main(int argc, char **argv)
             long iters;
             if (cl_point(&c, &o, (enum cl_coll)k, bytes, &avg, &mx, &iters)) {
                 if (c.rank == 0)
-                    fprintf(stderr, "%s: %s is not implemented; skipped\n", sys,
-                            cl_coll_names[k]);
+                    fprintf(stderr, "%s: %s is not implemented; skipped\n", sys, cl_coll_names[k]);
                 break;
             }
             if (c.rank == 0) {
                 if (c.bad) {
-                    fprintf(stderr, "%s: %s %zu B with %d ranks delivered wrong data; point dropped\n",
-                            sys, cl_coll_names[k], bytes, c.size);
+                    fprintf(stderr,
+                            "%s: %s %zu B with %d ranks delivered wrong data; point dropped\n", sys,
+                            cl_coll_names[k], bytes, c.size);
                     fflush(stderr);
                 } else {
                     printf("%s,%s,%d,%zu,%.3f,%.3f,%ld,%s\n", sys, cl_coll_names[k], c.size, bytes,

@@ -30,9 +30,9 @@
 extern "C" {
 #endif
 
-#define NP_VERSION_MAJOR 0
-#define NP_VERSION_MINOR 1
-#define NP_VERSION_PATCH 0
+#define NP_VERSION_MAJOR  0
+#define NP_VERSION_MINOR  1
+#define NP_VERSION_PATCH  0
 #define NP_VERSION_STRING "0.1.0"
 
 /* ---------------------------------------------------------------- errors */
@@ -137,11 +137,11 @@ np_err np_reduce_local(const void *in, void *inout, size_t count, np_dtype dt, n
 /* ---------------------------------------------------------------- constants */
 
 /* Pass as sendbuf where MPI allows MPI_IN_PLACE. */
-#define NP_IN_PLACE ((const void *)(intptr_t)-1)
+#define NP_IN_PLACE   ((const void *)(intptr_t)-1)
 #define NP_ANY_SOURCE (-1)
-#define NP_ANY_TAG (-1)
-#define NP_UNDEFINED (-32766) /* color for np_comm_split: not in any new comm */
-#define NP_TAG_MAX 0x3fffffff
+#define NP_ANY_TAG    (-1)
+#define NP_UNDEFINED  (-32766) /* color for np_comm_split: not in any new comm */
+#define NP_TAG_MAX    0x3fffffff
 
 /* Split types for np_comm_split_type. */
 enum { NP_COMM_TYPE_NODE = 1 };
@@ -232,18 +232,16 @@ np_err np_allreduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype d
                     np_comm *comm);
 
 /* As np_allreduce with the result only at root (recvbuf ignored elsewhere). */
-np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_op op,
-                 int root, np_comm *comm);
+np_err np_reduce(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_op op, int root,
+                 np_comm *comm);
 
 /* recvbuf (size*count elements) at every rank gets every rank's sendbuf in
  * rank order.  sendbuf may be NP_IN_PLACE (own block already in recvbuf). */
-np_err np_allgather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt,
-                    np_comm *comm);
+np_err np_allgather(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_comm *comm);
 
 /* Block j of rank i's sendbuf lands in block i of rank j's recvbuf; blocks
  * are count elements.  sendbuf may be NP_IN_PLACE. */
-np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt,
-                   np_comm *comm);
+np_err np_alltoall(const void *sendbuf, void *recvbuf, size_t count, np_dtype dt, np_comm *comm);
 
 /* Scatter with a count and a displacement (in elements) per rank, read at
  * root only.  recvcount must equal counts[rank] (else NP_ERR_MISMATCH). */

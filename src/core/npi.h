@@ -15,11 +15,11 @@
 
 #if defined(__GNUC__)
 #define NPI_PRINTF(f, a) __attribute__((format(printf, f, a)))
-#define NPI_LIKELY(x) __builtin_expect(!!(x), 1)
-#define NPI_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define NPI_LIKELY(x)    __builtin_expect(!!(x), 1)
+#define NPI_UNLIKELY(x)  __builtin_expect(!!(x), 0)
 #else
 #define NPI_PRINTF(f, a)
-#define NPI_LIKELY(x) (x)
+#define NPI_LIKELY(x)   (x)
 #define NPI_UNLIKELY(x) (x)
 #endif
 
