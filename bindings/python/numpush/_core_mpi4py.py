@@ -119,6 +119,26 @@ def allreduce_array(h, s, r, op):
     return NotImplemented
 
 
+def scatter_array(h, s, r, root):
+    return NotImplemented
+
+
+def gather_array(h, s, r, root):
+    return NotImplemented
+
+
+def allgather_array(h, s, r):
+    return NotImplemented
+
+
+def alltoall_array(h, s, r):
+    return NotImplemented
+
+
+def reduce_array(h, s, r, op, root):
+    return NotImplemented
+
+
 def bcast(h, buf, count, dt, root):
     _c(h).Bcast(_spec(buf, count, dt), root)
 

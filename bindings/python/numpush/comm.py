@@ -501,6 +501,8 @@ class Comm:
         _core.bcast(self._h, a, n, code, root)
 
     def Scatter(self, sendbuf, recvbuf, root=0):
+        if _core.scatter_array(self._h, sendbuf, recvbuf, root) is None:
+            return  # fast path, as in Bcast
         root = self._root(root, "Scatter")
         if recvbuf is IN_PLACE:
             s, code, n, _, _ = _spec(sendbuf, "Scatter")
@@ -529,6 +531,8 @@ class Comm:
         _core.scatterv(self._h, s, counts, displs, r, rn, rcode, root)
 
     def Gather(self, sendbuf, recvbuf, root=0):
+        if _core.gather_array(self._h, sendbuf, recvbuf, root) is None:
+            return  # fast path, as in Bcast
         root = self._root(root, "Gather")
         r = None
         if self.rank == root:
@@ -555,6 +559,8 @@ class Comm:
         _core.gatherv(self._h, s, n, r, counts, displs, code, root)
 
     def Allgather(self, sendbuf, recvbuf):
+        if _core.allgather_array(self._h, sendbuf, recvbuf) is None:
+            return  # fast path, as in Bcast
         r, code, rn, _, _ = _spec(recvbuf, "Allgather")
         if sendbuf is IN_PLACE:
             _core.allgather(self._h, IN_PLACE, r, rn // self.size, code)
@@ -563,6 +569,8 @@ class Comm:
         _core.allgather(self._h, s, r, n, code)
 
     def Alltoall(self, sendbuf, recvbuf):
+        if _core.alltoall_array(self._h, sendbuf, recvbuf) is None:
+            return  # fast path, as in Bcast
         r, code, rn, _, _ = _spec(recvbuf, "Alltoall")
         s = IN_PLACE if sendbuf is IN_PLACE else _spec(sendbuf, "Alltoall", False)[0]
         _core.alltoall(self._h, s, r, rn // self.size, code)
@@ -584,6 +592,10 @@ class Comm:
         _core.allreduce(self._h, s, r, n, code, op.code)
 
     def Reduce(self, sendbuf, recvbuf, op=SUM, root=0):
+        # Fast path as in Allreduce.
+        if (type(op) is Op and op.code is not None
+                and _core.reduce_array(self._h, sendbuf, recvbuf, op.code, root) is None):
+            return
         op = _op_of(op)
         root = self._root(root, "Reduce")
         if op.code is None:

@@ -771,7 +771,8 @@ static PyObject *core_recv(PyObject *self, PyObject *args)
 
 /* ------------------------------------------------------------------ fast paths
  *
- * Bcast and Allreduce of a plain array, the calls that sit in users' inner
+ * The buffer collectives of plain arrays (Bcast, Allreduce, Scatter,
+ * Gather, Allgather, Alltoall, Reduce), the calls that sit in users' inner
  * loops, come here first: one C call reads the dtype from the buffer's own
  * format, where the general path parses a buffer spec in Python first
  * (about 0.5 us, more than an 8-byte broadcast between two ranks takes).
@@ -835,18 +836,28 @@ static int core_get_typed(PyObject *obj, Py_buffer *v, int writable, int *dt)
     return 1;
 }
 
+/* A fast path's root: an exact int in range, or -1 (fall back: the general
+ * path gives the error). */
+static int core_fast_root(PyObject *obj, np_comm *c)
+{
+    if (!PyLong_CheckExact(obj))
+        return -1;
+    long root = PyLong_AsLong(obj);
+    if (root == -1 && PyErr_Occurred())
+        PyErr_Clear();
+    return root >= 0 && root < np_comm_size(c) ? (int)root : -1;
+}
+
 /* bcast_array(h, buf, root): None when done, NotImplemented to fall back. */
 static PyObject *core_bcast_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyLong_CheckExact(args[2]))
+    if (nargs != 3)
         Py_RETURN_NOTIMPLEMENTED;
     np_comm *c = core_comm(args[0]);
     if (c == NULL)
         return NULL;
-    long root = PyLong_AsLong(args[2]);
-    if (root == -1 && PyErr_Occurred())
-        PyErr_Clear();
-    if (root < 0 || root >= np_comm_size(c))
+    int root = core_fast_root(args[2], c);
+    if (root < 0)
         Py_RETURN_NOTIMPLEMENTED;
     Py_buffer v;
     int dt;
@@ -901,6 +912,154 @@ static PyObject *core_allreduce_array(PyObject *self, PyObject *const *args, Py_
     Py_RETURN_NONE;
 }
 
+/* The two typed views of a block collective's fast path: send and recv,
+ * each taken only where this rank uses it.  Fails (0, nothing held) unless
+ * both have the same dtype and recv holds ratio_r / ratio_s times send's
+ * bytes. */
+typedef struct core_pair {
+    Py_buffer s, r;
+    int has_s, has_r, dt;
+} core_pair;
+
+static void core_pair_put(core_pair *p)
+{
+    if (p->has_s)
+        PyBuffer_Release(&p->s);
+    if (p->has_r)
+        PyBuffer_Release(&p->r);
+}
+
+static int core_pair_get(core_pair *p, PyObject *so, PyObject *ro, int use_s, int use_r,
+                         Py_ssize_t ratio_s, Py_ssize_t ratio_r)
+{
+    int sdt = -1, rdt = -1;
+    *p = (core_pair){0};
+    if (use_s && (core_in_place != NULL && so == core_in_place))
+        return 0;
+    if (use_s && !(p->has_s = core_get_typed(so, &p->s, 0, &sdt)))
+        return 0;
+    if (use_r && !(p->has_r = core_get_typed(ro, &p->r, 1, &rdt))) {
+        core_pair_put(p);
+        return 0;
+    }
+    p->dt = use_s ? sdt : rdt;
+    if (use_s && use_r && (sdt != rdt || p->s.len * ratio_s != p->r.len * ratio_r)) {
+        core_pair_put(p);
+        return 0;
+    }
+    return 1;
+}
+
+/* scatter_array(h, sendbuf, recvbuf, root) and gather_array (same shape):
+ * None when done, NotImplemented to fall back.  The per-rank buffer gives
+ * the count (scatter's recvbuf, gather's sendbuf); the root's other buffer
+ * holds size times as much of the same dtype.  Other ranks' other buffer is
+ * not looked at (mpi4py: "significant only at root"). */
+static PyObject *core_rooted_array(PyObject *const *args, Py_ssize_t nargs, int gather)
+{
+    if (nargs != 4)
+        Py_RETURN_NOTIMPLEMENTED;
+    np_comm *c = core_comm(args[0]);
+    if (c == NULL)
+        return NULL;
+    int root = core_fast_root(args[3], c), at_root = np_comm_rank(c) == root;
+    Py_ssize_t size = np_comm_size(c);
+    core_pair p;
+    if (root < 0 || (!gather && core_in_place != NULL && args[2] == core_in_place) ||
+        !core_pair_get(&p, args[1], args[2], gather || at_root, !gather || at_root,
+                       gather ? size : 1, gather ? 1 : size))
+        Py_RETURN_NOTIMPLEMENTED;
+    const Py_buffer *one = gather ? &p.s : &p.r;
+    size_t count = (size_t)(one->len / one->itemsize);
+    const void *sbuf = p.has_s ? p.s.buf : NULL;
+    void *rbuf = p.has_r ? p.r.buf : NULL;
+    np_err e;
+    if (gather) {
+        CORE_NOGIL(e = np_gather(sbuf, rbuf, count, (np_dtype)p.dt, root, c));
+    } else {
+        CORE_NOGIL(e = np_scatter(sbuf, rbuf, count, (np_dtype)p.dt, root, c));
+    }
+    core_pair_put(&p);
+    if (e != NP_OK)
+        return core_raise_np(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_scatter_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return core_rooted_array(args, nargs, 0);
+}
+
+static PyObject *core_gather_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return core_rooted_array(args, nargs, 1);
+}
+
+/* allgather_array(h, sendbuf, recvbuf) and alltoall_array (same shape):
+ * None when done, NotImplemented to fall back.  allgather's recvbuf holds
+ * size sendbufs; alltoall's both hold size blocks. */
+static PyObject *core_all_x_array(PyObject *const *args, Py_ssize_t nargs, int which)
+{
+    if (nargs != 3)
+        Py_RETURN_NOTIMPLEMENTED;
+    np_comm *c = core_comm(args[0]);
+    if (c == NULL)
+        return NULL;
+    Py_ssize_t size = np_comm_size(c);
+    core_pair p;
+    if (!core_pair_get(&p, args[1], args[2], 1, 1, which ? 1 : size, 1))
+        Py_RETURN_NOTIMPLEMENTED;
+    size_t elems = (size_t)(p.s.len / p.s.itemsize);
+    np_err e;
+    if (which && elems % (size_t)size != 0) {
+        core_pair_put(&p);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (which) {
+        CORE_NOGIL(e = np_alltoall(p.s.buf, p.r.buf, elems / (size_t)size, (np_dtype)p.dt, c));
+    } else {
+        CORE_NOGIL(e = np_allgather(p.s.buf, p.r.buf, elems, (np_dtype)p.dt, c));
+    }
+    core_pair_put(&p);
+    if (e != NP_OK)
+        return core_raise_np(e);
+    Py_RETURN_NONE;
+}
+
+static PyObject *core_allgather_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return core_all_x_array(args, nargs, 0);
+}
+
+static PyObject *core_alltoall_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return core_all_x_array(args, nargs, 1);
+}
+
+/* reduce_array(h, sendbuf, recvbuf, op, root): None when done,
+ * NotImplemented to fall back.  The root's recvbuf has sendbuf's dtype and
+ * size; other ranks' recvbuf is not looked at. */
+static PyObject *core_reduce_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5 || !PyLong_CheckExact(args[3]))
+        Py_RETURN_NOTIMPLEMENTED;
+    np_comm *c = core_comm(args[0]);
+    if (c == NULL)
+        return NULL;
+    int root = core_fast_root(args[4], c), op = (int)PyLong_AsLong(args[3]);
+    core_pair p;
+    if (root < 0 || !core_pair_get(&p, args[1], args[2], 1, np_comm_rank(c) == root, 1, 1))
+        Py_RETURN_NOTIMPLEMENTED;
+    size_t count = (size_t)(p.s.len / p.s.itemsize);
+    np_err e;
+    CORE_NOGIL(e = np_reduce(p.s.buf, p.has_r ? p.r.buf : NULL, count, (np_dtype)p.dt, (np_op)op,
+                             root, c));
+    core_pair_put(&p);
+    if (e != NP_OK)
+        return core_raise_np(e);
+    Py_RETURN_NONE;
+}
+
 /* address(buf): where buf's data starts, as an int.  codec.alloc aligns
  * fresh arrays with it: numpy's __array_interface__ takes about 2 us, ten
  * times this, which mattered in every small receive. */
@@ -918,6 +1077,11 @@ static PyMethodDef core_methods[] = {
     {"address", core_address, METH_O, "address(buf): the address of buf's first byte"},
     {"bcast_array", (PyCFunction)(void (*)(void))core_bcast_array, METH_FASTCALL, NULL},
     {"allreduce_array", (PyCFunction)(void (*)(void))core_allreduce_array, METH_FASTCALL, NULL},
+    {"scatter_array", (PyCFunction)(void (*)(void))core_scatter_array, METH_FASTCALL, NULL},
+    {"gather_array", (PyCFunction)(void (*)(void))core_gather_array, METH_FASTCALL, NULL},
+    {"allgather_array", (PyCFunction)(void (*)(void))core_allgather_array, METH_FASTCALL, NULL},
+    {"alltoall_array", (PyCFunction)(void (*)(void))core_alltoall_array, METH_FASTCALL, NULL},
+    {"reduce_array", (PyCFunction)(void (*)(void))core_reduce_array, METH_FASTCALL, NULL},
     {"configure", core_configure, METH_VARARGS, "configure(Error, IN_PLACE)"},
     {"init", core_init, METH_NOARGS, "np_init; returns the world handle"},
     {"finalize", core_finalize, METH_NOARGS, "np_finalize (no-op if not initialised)"},

@@ -852,19 +852,65 @@ def test_bcast_small_plain_arrays_skip_the_codec(comm, monkeypatch):
     assert (len(calls) == 3) if comm.rank == 0 else calls == []
 
 
+def check_block_fast_paths(comm, dt, op, calls):
+    """Scatter, Gather, Allgather, Alltoall and Reduce of plain arrays, every
+    root, each rank's blocks distinct: the values that arrive, and no call
+    of the general path (calls).  Non-roots pass None where mpi4py lets
+    them; the buffers of every rank are 2-D, so the block is whole rows."""
+    p, r = comm.size, comm.rank
+    every = [make(dt, (2, 3), seed=10 + q) for q in range(p)]
+    block = every[r]
+    for root in range(p):
+        recv = np.zeros_like(block)
+        comm.Scatter(np.concatenate(every) if r == root else None, recv, root=root)
+        same_array(recv, block)
+        out = np.zeros((2 * p, 3), dtype=block.dtype) if r == root else None
+        comm.Gather(block, out, root=root)
+        if r == root:
+            same_array(out, np.concatenate(every))
+        res = np.zeros_like(block) if r == root else None
+        comm.Reduce(every[0], res, op=op, root=root)
+        if r == root:
+            # SUM in numpush's order, rank 0 first; MAX and LOR of equal inputs.
+            want = every[0]
+            for _ in range(p - 1 if op is numpush.SUM else 0):
+                want = want + every[0]
+            same_array(res, want)
+    got = np.zeros((2 * p, 3), dtype=block.dtype)
+    comm.Allgather(block, got)
+    same_array(got, np.concatenate(every))
+    # Alltoall: block q of rank r's sendbuf is every[(r + q) % p]'s row 0.
+    send = np.stack([every[(r + q) % p][0] for q in range(p)])
+    got = np.zeros_like(send)
+    comm.Alltoall(send, got)
+    same_array(got, np.stack([every[(q + r) % p][0] for q in range(p)]))
+    assert calls == []
+    # A buffer spec still goes the general way, with the same results.
+    recv = np.zeros_like(block)
+    comm.Scatter([np.concatenate(every), block.dtype] if r == 0 else None, [recv, block.dtype],
+                 root=0)
+    same_array(recv, block)
+    got = np.zeros((2 * p, 3), dtype=block.dtype)
+    comm.Allgather([block, block.dtype], [got, block.dtype])
+    same_array(got, np.concatenate(every))
+    assert calls == ["scatter", "allgather"]
+    del calls[:]
+
+
 @pytest.mark.parametrize("dt", ["i1", "i2", "i4", "i8", "u1", "u2", "u4", "u8", "f4", "f8",
                                 "c8", "c16", "?"])
 def test_uppercase_fast_path(comm, dt, monkeypatch):
-    # Bcast and Allreduce of plain arrays go straight to C (_core.c, "fast
-    # paths"); the general path's calls are counted to show it.
+    # The buffer collectives of plain arrays go straight to C (_core.c,
+    # "fast paths"); the general path's calls are counted to show it.
     from numpush import comm as comm_mod
     calls = []
     core = comm_mod._core
+    general = ("bcast", "allreduce", "scatter", "gather", "allgather", "alltoall", "reduce")
 
     class Spy:
         def __getattr__(self, name):
             f = getattr(core, name)
-            if name in ("bcast", "allreduce"):
+            if name in general:
                 return lambda *args: (calls.append(name), f(*args))[1]
             return f
 
@@ -884,6 +930,7 @@ def test_uppercase_fast_path(comm, dt, monkeypatch):
     comm.Allreduce(numpush.IN_PLACE, inout, op=op)
     same_array(inout, want)
     assert calls == []
+    check_block_fast_paths(comm, dt, op, calls)
     # What the fast path leaves alone goes the general way and still works:
     # a buffer spec, and (for multi-byte types) a non-native byte order.
     buf = src.copy() if comm.rank == root else np.zeros_like(src)
