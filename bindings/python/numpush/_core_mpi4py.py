@@ -139,6 +139,14 @@ def reduce_array(h, s, r, op, root):
     return NotImplemented
 
 
+def send_array(h, buf, dest, tag):
+    return NotImplemented
+
+
+def recv_array(h, buf, source, tag):
+    return NotImplemented
+
+
 def bcast(h, buf, count, dt, root):
     _c(h).Bcast(_spec(buf, count, dt), root)
 

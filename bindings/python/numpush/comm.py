@@ -615,12 +615,17 @@ class Comm:
         _core.reduce(self._h, s, r, n, code, op.code, root)
 
     def Send(self, buf, dest, tag=0):
+        if _core.send_array(self._h, buf, dest, tag) is None:
+            return  # fast path, as in Bcast
         a, code, n, _, _ = _spec(buf, "Send", False)
         _core.send(self._h, a, n, code, dest, tag)
 
     def Recv(self, buf, source=ANY_SOURCE, tag=ANY_TAG, status=None):
-        a, code, n, _, _ = _spec(buf, "Recv")
-        src, tg, cnt = _core.recv(self._h, a, n, code, source, tag)
+        got = _core.recv_array(self._h, buf, source, tag)  # fast path, as in Bcast
+        if got is NotImplemented:
+            a, code, n, _, _ = _spec(buf, "Recv")
+            got = _core.recv(self._h, a, n, code, source, tag)
+        src, tg, cnt = got
         if status is not None:
             status.source, status.tag, status.count = src, tg, cnt
 

@@ -884,6 +884,18 @@ def check_block_fast_paths(comm, dt, op, calls):
     got = np.zeros_like(send)
     comm.Alltoall(send, got)
     same_array(got, np.stack([every[(q + r) % p][0] for q in range(p)]))
+    # Send and Recv around the ring, with the status filled in.
+    if p > 1:
+        got = np.zeros_like(block)
+        status = numpush.Status()
+        if r % 2 == 0:
+            comm.Send(block, (r + 1) % p, tag=7)
+            comm.Recv(got, (r - 1) % p, tag=numpush.ANY_TAG, status=status)
+        else:
+            comm.Recv(got, numpush.ANY_SOURCE, tag=7, status=status)
+            comm.Send(block, (r + 1) % p, tag=7)
+        same_array(got, every[(r - 1) % p])
+        assert (status.source, status.tag, status.count) == ((r - 1) % p, 7, block.size)
     assert calls == []
     # A buffer spec still goes the general way, with the same results.
     recv = np.zeros_like(block)
@@ -905,7 +917,8 @@ def test_uppercase_fast_path(comm, dt, monkeypatch):
     from numpush import comm as comm_mod
     calls = []
     core = comm_mod._core
-    general = ("bcast", "allreduce", "scatter", "gather", "allgather", "alltoall", "reduce")
+    general = ("bcast", "allreduce", "scatter", "gather", "allgather", "alltoall", "reduce",
+               "send", "recv")
 
     class Spy:
         def __getattr__(self, name):
