@@ -87,21 +87,54 @@ END_TEST
 START_TEST(copy_matches_memcpy_at_every_alignment)
 {
     static const size_t sizes[] = {0, 1, 63, 64, 255, 256, 257, 4099, 65536 + 7};
-    size_t cap = 65536 + 256;
+    size_t cap = 65536 + 256, saved = npi_shm_conf.copy_stream;
     unsigned char *src = malloc(cap), *a = malloc(cap), *b = malloc(cap);
     for (size_t i = 0; i < cap; i++)
         src[i] = (unsigned char)(i * 131 + 7);
-    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
-        for (size_t so = 0; so < 64; so += 5)
-            for (size_t d = 0; d < 64; d++) {
-                memset(a, 0xee, cap);
-                memset(b, 0xee, cap);
-                memcpy(a + d, src + so, sizes[k]);
-                npi_copy(b + d, src + so, sizes[k]);
-                ck_assert_msg(memcmp(a, b, cap) == 0, "size %zu src+%zu dst+%zu", sizes[k], so, d);
-            }
+    /* Pass 0: plain memcpy after the head; pass 1: non-temporal stores from
+     * 256 bytes on; pass 2: pieces of a destination large enough to stream
+     * (npi_copy_piece), whatever their own size. */
+    for (int pass = 0; pass < 3; pass++) {
+        npi_shm_conf.copy_stream = pass == 0 ? 0 : 256;
+        for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++)
+            for (size_t so = 0; so < 64; so += 5)
+                for (size_t d = 0; d < 64; d++) {
+                    memset(a, 0xee, cap);
+                    memset(b, 0xee, cap);
+                    memcpy(a + d, src + so, sizes[k]);
+                    if (pass == 2)
+                        npi_copy_piece(b + d, src + so, sizes[k], 1024);
+                    else
+                        npi_copy(b + d, src + so, sizes[k]);
+                    ck_assert_msg(memcmp(a, b, cap) == 0, "pass %d size %zu src+%zu dst+%zu", pass,
+                                  sizes[k], so, d);
+                }
+    }
+    npi_shm_conf.copy_stream = saved;
     free(src);
     free(a);
+    free(b);
+}
+END_TEST
+
+START_TEST(copy_streams_large_buffers_exactly)
+{
+    /* The default threshold, crossed by an odd size at odd offsets. */
+    size_t n = npi_shm_conf.copy_stream + 4096 + 13, cap = n + 128;
+    ck_assert_uint_gt(npi_shm_conf.copy_stream, 0);
+    unsigned char *src = malloc(cap), *b = malloc(cap);
+    for (size_t i = 0; i < cap; i++)
+        src[i] = (unsigned char)(i * 131 + (i >> 12));
+    for (size_t d = 0; d < 64; d += 21) {
+        memset(b, 0xee, cap);
+        npi_copy(b + d, src + 3, n);
+        ck_assert(memcmp(b + d, src + 3, n) == 0);
+        for (size_t i = 0; i < d; i++)
+            ck_assert_uint_eq(b[i], 0xee);
+        for (size_t i = d + n; i < cap; i++)
+            ck_assert_uint_eq(b[i], 0xee);
+    }
+    free(src);
     free(b);
 }
 END_TEST
@@ -226,6 +259,7 @@ int main(void)
     tcase_add_test(tc, segment_unlinked_after_last_attach);
     tcase_add_test(tc, segment_open_waits_for_creator);
     tcase_add_test(tc, copy_matches_memcpy_at_every_alignment);
+    tcase_add_test(tc, copy_streams_large_buffers_exactly);
     tcase_add_test(tc, wait_sleeps_and_wakes_across_fork);
     tcase_add_test(tc, wait_reports_dead_peer);
     tcase_add_test(tc, wait_times_out);

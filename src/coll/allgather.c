@@ -39,7 +39,8 @@ static np_err allgather_cells(npi_call *x, const char *mine, char *rbuf, size_t 
             np_err err = npi_call_wait(x, q, 2 * i + 1);
             if (err != NP_OK)
                 return err;
-            npi_copy(rbuf + (size_t)q * bytes + off, npi_shm_cell(x->s, q, i), len);
+            npi_copy_piece(rbuf + (size_t)q * bytes + off, npi_shm_cell(x->s, q, i), len,
+                           (size_t)x->n * bytes);
         }
         npi_call_post(x, 2 * i + 2);
     }

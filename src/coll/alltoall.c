@@ -42,8 +42,9 @@ static np_err alltoall_cells(npi_call *x, const char *sbuf, char *rbuf, size_t b
             np_err err = q == x->me ? NP_OK : npi_call_wait(x, q, 2 * i + 1);
             if (err != NP_OK)
                 return err;
-            npi_copy(rbuf + (size_t)q * bytes + off, npi_shm_cell(x->s, q, i) + (size_t)x->me * sw,
-                     len);
+            npi_copy_piece(rbuf + (size_t)q * bytes + off,
+                           npi_shm_cell(x->s, q, i) + (size_t)x->me * sw, len,
+                           (size_t)x->n * bytes);
         }
         npi_call_post(x, 2 * i + 2);
     }

@@ -43,7 +43,7 @@ static np_err bcast_cells(npi_call *x, char *buf, size_t bytes, int root)
         } else {
             if ((err = npi_call_wait(x, root, 2 * i + 1)) != NP_OK)
                 return err;
-            npi_copy(buf + off, npi_shm_cell(x->s, root, i), len);
+            npi_copy_piece(buf + off, npi_shm_cell(x->s, root, i), len, bytes);
             npi_call_post(x, 2 * i + 2);
         }
     }

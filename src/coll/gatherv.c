@@ -38,8 +38,8 @@ static np_err gatherv_cells(npi_call *x, const char *mine, char *rbuf, size_t es
             if ((err = npi_call_wait(x, q, 2 * i + 1)) != NP_OK)
                 return err;
             if (off < b)
-                npi_copy(rbuf + displs[q] * es + off, npi_shm_cell(x->s, q, i),
-                         b - off < w ? b - off : w);
+                npi_copy_piece(rbuf + displs[q] * es + off, npi_shm_cell(x->s, q, i),
+                               b - off < w ? b - off : w, b);
         }
         npi_call_post(x, 2 * i + 2);
     }

@@ -72,8 +72,8 @@ static np_err reduce_cells(npi_call *x, const char *sbuf, char *rbuf, size_t cou
             if ((err = npi_call_wait(x, q, 2 * i + 2)) != NP_OK)
                 return err;
             size_t qlo = npi_slice_lo(len, x->n, q), qhi = npi_slice_lo(len, x->n, q + 1);
-            npi_copy(rbuf + (off + qlo) * es, npi_shm_cell(x->s, q, i) + qlo * es,
-                     (qhi - qlo) * es);
+            npi_copy_piece(rbuf + (off + qlo) * es, npi_shm_cell(x->s, q, i) + qlo * es,
+                           (qhi - qlo) * es, count * es);
         }
     }
     return NP_OK;

@@ -43,7 +43,7 @@ static np_err scatter_cells(npi_call *x, const char *sbuf, char *rbuf, size_t by
         } else {
             if ((err = npi_call_wait(x, root, 2 * i + 1)) != NP_OK)
                 return err;
-            npi_copy(rbuf + off, cell + (size_t)x->me * sw, len);
+            npi_copy_piece(rbuf + off, cell + (size_t)x->me * sw, len, bytes);
             npi_call_post(x, 2 * i + 2);
         }
     }

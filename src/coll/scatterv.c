@@ -42,7 +42,8 @@ static np_err scatterv_cells(npi_call *x, const char *sbuf, char *rbuf, size_t e
                 return err;
             size_t b = counts[x->me] * es;
             if (off < b)
-                npi_copy(rbuf + off, cell + (size_t)x->me * sw, b - off < sw ? b - off : sw);
+                npi_copy_piece(rbuf + off, cell + (size_t)x->me * sw, b - off < sw ? b - off : sw,
+                               b);
             npi_call_post(x, 2 * i + 2);
         }
     }

@@ -203,7 +203,7 @@ np_err np_recv(void *buf, size_t count, np_dtype dt, int src, int tag, np_comm *
                 break;
             size_t len = bytes - off < chunk ? bytes - off : chunk;
             if (!truncated)
-                npi_copy((char *)buf + off, npi_shm_chan_chunk(s, ch, g), len);
+                npi_copy_piece((char *)buf + off, npi_shm_chan_chunk(s, ch, g), len, bytes);
             npi_flag_set(&ch->dack, g + 1);
             comm->p2p_recv_chunks[from] = g + 1;
         }

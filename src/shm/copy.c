@@ -23,12 +23,13 @@ npi_shm_params npi_shm_conf = {
     .wait_timeout_ns = 0,
     .spin = -1,
     .cma = -1,
+    .copy_stream = (size_t)8 << 20,
 };
 
 np_err npi_shm_configure(void)
 {
     double timeout, wait_timeout;
-    long spin = -1, cell, eager;
+    long spin = -1, cell, eager, stream;
     np_err err;
     const char *spin_text = npi_config_get("NUMPUSH_SPIN", NULL);
     if (spin_text && strcmp(spin_text, "auto") != 0 &&
@@ -37,12 +38,14 @@ np_err npi_shm_configure(void)
     if ((err = npi_config_double("NUMPUSH_TIMEOUT", &timeout)) != NP_OK ||
         (err = npi_config_double("NUMPUSH_WAIT_TIMEOUT", &wait_timeout)) != NP_OK ||
         (err = npi_config_long("NUMPUSH_SHM_CELL", &cell)) != NP_OK ||
-        (err = npi_config_long("NUMPUSH_SHM_EAGER", &eager)) != NP_OK)
+        (err = npi_config_long("NUMPUSH_SHM_EAGER", &eager)) != NP_OK ||
+        (err = npi_config_long("NUMPUSH_COPY_STREAM", &stream)) != NP_OK)
         return err;
-    if (timeout < 0 || wait_timeout < 0 || spin < -1 || cell < 4096 || eager < 64)
-        return npi_error(NP_ERR_CONFIG, "NUMPUSH_TIMEOUT, NUMPUSH_WAIT_TIMEOUT and NUMPUSH_SPIN "
-                                        "must be >= 0, "
+    if (timeout < 0 || wait_timeout < 0 || spin < -1 || cell < 4096 || eager < 64 || stream < 0)
+        return npi_error(NP_ERR_CONFIG, "NUMPUSH_TIMEOUT, NUMPUSH_WAIT_TIMEOUT, NUMPUSH_SPIN "
+                                        "and NUMPUSH_COPY_STREAM must be >= 0, "
                                         "NUMPUSH_SHM_CELL >= 4096, NUMPUSH_SHM_EAGER >= 64");
+    npi_shm_conf.copy_stream = (size_t)stream;
     npi_shm_conf.timeout_ns = (uint64_t)(timeout * 1e9);
     npi_shm_conf.wait_timeout_ns = (uint64_t)(wait_timeout * 1e9);
     npi_shm_conf.spin = spin;
@@ -63,7 +66,57 @@ np_err npi_shm_configure(void)
 /* Below this size the head fix-up costs more than the cliff it avoids. */
 #define COPY_ALIGN_MIN 256
 
+/*
+ * Large copies with non-temporal stores.  A copy of many MiB leaves its
+ * destination in memory, not in the caches, whatever the stores; ordinary
+ * stores first read every destination line into the cache (read for
+ * ownership) and evict other data to make room, non-temporal ones write
+ * whole lines straight to memory.  glibc switches to them only above 3/4 of
+ * the L3 share per thread (99 MiB on this VM, which reports a 260 MiB L3).
+ * bench/bench_copy on this machine (cold buffers; us per copy, memcpy
+ * against non-temporal stores, NUMPUSH_COPY_STREAM=1):
+ *   copy only:            1 MiB 162 / 130, 4 MiB 595 / 459,
+ *                         8 MiB 1185 / 903, 64 MiB 10154 / 7516
+ *   copy, then read dst:  1 MiB 154 / 181, 2 MiB 380 / 371,
+ *                         4 MiB 813 / 760, 8 MiB 1717 / 1543,
+ *                         64 MiB 14409 / 11474
+ * Below a few MiB a caller that reads the result at once loses (1 MiB:
+ * 1.17x, and 1.13x at 4 MiB in an earlier run), so the copy streams from
+ * 8 MiB, where it won every run, even read back (NUMPUSH_COPY_STREAM).
+ */
+#if defined(__x86_64__)
+#include <emmintrin.h>
+
+static void copy_stream(char *dst, const char *src, size_t n)
+{
+    /* dst is 64-byte aligned here (npi_copy); whole lines first. */
+    size_t lines = n / 64;
+    for (size_t i = 0; i < lines; i++, dst += 64, src += 64) {
+        __m128i a = _mm_loadu_si128((const __m128i *)src);
+        __m128i b = _mm_loadu_si128((const __m128i *)(src + 16));
+        __m128i c = _mm_loadu_si128((const __m128i *)(src + 32));
+        __m128i d = _mm_loadu_si128((const __m128i *)(src + 48));
+        _mm_stream_si128((__m128i *)dst, a);
+        _mm_stream_si128((__m128i *)(dst + 16), b);
+        _mm_stream_si128((__m128i *)(dst + 32), c);
+        _mm_stream_si128((__m128i *)(dst + 48), d);
+    }
+    memcpy(dst, src, n % 64);
+    /* Non-temporal stores are weakly ordered even on x86: without the
+     * fence a flag posted next could become visible before the data. */
+    _mm_sfence();
+}
+#define COPY_CAN_STREAM 1
+#else
+#define COPY_CAN_STREAM 0
+#endif
+
 void npi_copy(void *dst, const void *src, size_t n)
+{
+    npi_copy_piece(dst, src, n, n);
+}
+
+void npi_copy_piece(void *dst, const void *src, size_t n, size_t total)
 {
     if (n < COPY_ALIGN_MIN) {
         memcpy(dst, src, n);
@@ -79,6 +132,12 @@ void npi_copy(void *dst, const void *src, size_t n)
         src = (const char *)src + head;
         n -= head;
     }
+#if COPY_CAN_STREAM
+    if (npi_shm_conf.copy_stream > 0 && total >= npi_shm_conf.copy_stream) {
+        copy_stream(dst, src, n);
+        return;
+    }
+#endif
     memcpy(dst, src, n);
 }
 

@@ -119,6 +119,7 @@ typedef struct npi_shm_params {
     uint64_t wait_timeout_ns; /* a wait for a live peer gives up after this (0: never) */
     long spin;                /* -1: auto (see npi_shm_attach) */
     int cma;                  /* -1 auto, 0 off, 1 forced */
+    size_t copy_stream;       /* npi_copy bypasses the caches from this size (0: never) */
 } npi_shm_params;
 
 extern npi_shm_params npi_shm_conf;
@@ -207,8 +208,17 @@ bool npi_pid_dead(pid_t pid);
 /* ------------------------------------------------------------ copies (copy.c) */
 
 /* memcpy that first aligns the destination to 64 bytes, so a bulk copy
- * never runs with a misaligned destination (see BENCHMARKS.md). */
+ * never runs with a misaligned destination (see BENCHMARKS.md), and that
+ * writes copies of npi_shm_conf.copy_stream bytes and more with
+ * non-temporal stores (copy.c says why).  Stores are complete (fenced)
+ * when it returns, so a flag posted afterwards orders after them. */
 void npi_copy(void *dst, const void *src, size_t n);
+
+/* npi_copy of one piece of a destination of total bytes, written piece by
+ * piece (a pipelined receive): streams when total would.  The source
+ * should be a shared cell that is read again soon, the destination the
+ * caller's buffer. */
+void npi_copy_piece(void *dst, const void *src, size_t n, size_t total);
 
 /* Single copy between this process and pid with process_vm_readv/writev,
  * looping over partial transfers.  Errors: NP_ERR_PEER (pid gone),
