@@ -1,7 +1,8 @@
 /*
- * Copies: an aligned-destination memcpy and single copies between
- * processes with process_vm_readv/writev (cross-memory attach, CMA), plus
- * this module's settings.
+ * Copies: an aligned-destination memcpy (with non-temporal stores for
+ * large ones) and single copies between processes with
+ * process_vm_readv/writev (cross-memory attach, CMA), plus this module's
+ * settings.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -14,6 +15,9 @@
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
 
 npi_shm_params npi_shm_conf = {
     .eager = 1048576,
@@ -81,12 +85,10 @@ np_err npi_shm_configure(void)
  *                         4 MiB 813 / 760, 8 MiB 1717 / 1543,
  *                         64 MiB 14409 / 11474
  * Below a few MiB a caller that reads the result at once loses (1 MiB:
- * 1.17x, and 1.13x at 4 MiB in an earlier run), so the copy streams from
- * 8 MiB, where it won every run, even read back (NUMPUSH_COPY_STREAM).
+ * 1.17x), so the copy streams only from 8 MiB, where it won in every run,
+ * read back or not (NUMPUSH_COPY_STREAM).
  */
 #if defined(__x86_64__)
-#include <emmintrin.h>
-
 static void copy_stream(char *dst, const char *src, size_t n)
 {
     /* dst is 64-byte aligned here (npi_copy); whole lines first. */
