@@ -892,7 +892,8 @@ class Comm:
     def _raise_encode_failures(self, allhdr, env, what):
         """If some rank could not encode its object, every rank raises with
         that rank's reason (the ranks exchange the reasons first)."""
-        if (allhdr[:, 0] >= 0).all():
+        # A list's min: numpy's (column >= 0).all() takes 2 us on 4 rows.
+        if min(allhdr[:, 0].tolist()) >= 0:
             return
         texts = self._allgather_padded(env, np.abs(allhdr[:, 0]))
         bad = [r for r in range(self.size) if allhdr[r, 0] < 0]
@@ -1276,7 +1277,11 @@ def _concat(objs):
         return objs
     first = objs[0]
     if isinstance(first, np.ndarray):
-        return np.concatenate([np.atleast_1d(o) for o in objs], axis=0)
+        # 0-d arrays (and scalars) join as one row.  np.atleast_1d only
+        # where needed: on every part it cost more than the concatenation
+        # of four small arrays.
+        return np.concatenate(
+            [o if type(o) is np.ndarray and o.ndim else np.atleast_1d(o) for o in objs], axis=0)
     if pd is not None and isinstance(first, (pd.DataFrame, pd.Series)):
         return pd.concat(objs)
     return objs

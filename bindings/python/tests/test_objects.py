@@ -622,6 +622,18 @@ def test_gather_concat_frame_layouts(comm):
     check_gather_concat(comm, parts[r], parts)
 
 
+def test_gather_concat_zero_d(comm):
+    # 0-d arrays join as one row each, next to 1-d parts of the same dtype.
+    r, p = comm.rank, comm.size
+    mine = np.array(r * 1.5) if r % 2 == 0 else np.array([r * 1.5, -r])
+    got = comm.gather(mine, root=0, concat=True)
+    if r == 0:
+        want = [[q * 1.5] if q % 2 == 0 else [q * 1.5, -q] for q in range(p)]
+        same_array(got, np.array([v for w in want for v in w]))
+    got = comm.allgather(np.array(r, dtype="i4"), concat=True)
+    same_array(got, np.arange(p, dtype="i4"))
+
+
 def test_gather_concat_fallbacks(comm):
     r = comm.rank
     # Object and extension columns: the general path.
