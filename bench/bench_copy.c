@@ -90,15 +90,18 @@ static void measure(size_t bytes, int copies, int readback)
         fputc('\n', stderr); /* keeps the reads */
 }
 
+/* "64M", "512K" or bytes; 0 for anything else. */
 static size_t parse_size(const char *s)
 {
     char *end;
     size_t v = strtoull(s, &end, 10);
+    if (end == s)
+        return 0;
     if (*end == 'K' || *end == 'k')
-        v <<= 10;
+        v <<= 10, end++;
     else if (*end == 'M' || *end == 'm')
-        v <<= 20;
-    return v;
+        v <<= 20, end++;
+    return *end == '\0' ? v : 0;
 }
 
 int main(int argc, char **argv)
@@ -128,8 +131,11 @@ int main(int argc, char **argv)
         strcpy(list, sizes);
         for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
             size_t bytes = parse_size(tok);
-            if (bytes == 0)
-                continue;
+            if (bytes == 0) {
+                fprintf(stderr, "bench_copy: bad size '%s' (a positive count, K or M)\n", tok);
+                free(list);
+                return 2;
+            }
             /* About 0.5 GiB copied per size and way unless told. */
             int n = copies > 0 ? copies : (int)(((size_t)512 << 20) / bytes);
             measure(bytes, n < 5 ? 5 : n > 400 ? 400 : n, readback);

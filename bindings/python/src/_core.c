@@ -773,9 +773,9 @@ static PyObject *core_recv(PyObject *self, PyObject *args)
  *
  * Send, Recv and the buffer collectives of plain arrays (Bcast,
  * Allreduce, Scatter, Gather, Allgather, Alltoall, Reduce), the calls that
- * sit in users' inner loops, come here first: one C call reads the dtype from the buffer's own
- * format, where the general path parses a buffer spec in Python first
- * (about 0.5 us, more than an 8-byte broadcast between two ranks takes).
+ * sit in users' inner loops, come here first: one C call reads the dtype
+ * from the buffer's own format, where the general path parses a buffer
+ * spec in Python first (0.5 to 2 us, more than a small call itself takes).
  * Anything unusual (a buffer spec, a non-native byte order, a dtype numpush
  * has no code for, a root out of range, an unreadable buffer) returns
  * NotImplemented, and the Python layer takes its general path, which gives
@@ -846,6 +846,21 @@ static int core_fast_root(PyObject *obj, np_comm *c)
     if (root == -1 && PyErr_Occurred())
         PyErr_Clear();
     return root >= 0 && root < np_comm_size(c) ? (int)root : -1;
+}
+
+/* An exact int that fits a C int, in *out; 0 to fall back. */
+static int core_fast_int(PyObject *obj, int *out)
+{
+    if (!PyLong_CheckExact(obj))
+        return 0;
+    int overflow;
+    long v = PyLong_AsLongAndOverflow(obj, &overflow);
+    if (overflow || v < INT_MIN || v > INT_MAX || (v == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    *out = (int)v;
+    return 1;
 }
 
 /* bcast_array(h, buf, root): None when done, NotImplemented to fall back. */
@@ -1041,12 +1056,13 @@ static PyObject *core_alltoall_array(PyObject *self, PyObject *const *args, Py_s
  * size; other ranks' recvbuf is not looked at. */
 static PyObject *core_reduce_array(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 5 || !PyLong_CheckExact(args[3]))
+    int op;
+    if (nargs != 5 || !core_fast_int(args[3], &op))
         Py_RETURN_NOTIMPLEMENTED;
     np_comm *c = core_comm(args[0]);
     if (c == NULL)
         return NULL;
-    int root = core_fast_root(args[4], c), op = (int)PyLong_AsLong(args[3]);
+    int root = core_fast_root(args[4], c);
     core_pair p;
     if (root < 0 || !core_pair_get(&p, args[1], args[2], 1, np_comm_rank(c) == root, 1, 1))
         Py_RETURN_NOTIMPLEMENTED;
@@ -1058,21 +1074,6 @@ static PyObject *core_reduce_array(PyObject *self, PyObject *const *args, Py_ssi
     if (e != NP_OK)
         return core_raise_np(e);
     Py_RETURN_NONE;
-}
-
-/* An exact int that fits a C int, in *out; 0 to fall back. */
-static int core_fast_int(PyObject *obj, int *out)
-{
-    if (!PyLong_CheckExact(obj))
-        return 0;
-    int overflow;
-    long v = PyLong_AsLongAndOverflow(obj, &overflow);
-    if (overflow || v < INT_MIN || v > INT_MAX || (v == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    *out = (int)v;
-    return 1;
 }
 
 /* send_array(h, buf, dest, tag): None when done, NotImplemented to fall
