@@ -3,7 +3,11 @@
  * nothing in /dev/shm, npi_copy equals memcpy for every alignment, and
  * flags, futex waits and peer-death detection work across fork().
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <check.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,6 +85,39 @@ START_TEST(segment_open_waits_for_creator)
     ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     ck_assert(!name_exists(&s));
     npi_shm_detach(&s);
+}
+END_TEST
+
+/* The creator's segment for n ranks on this node; the other ranks never
+ * come, so the name is removed here. */
+static size_t cell_for(int n, uint64_t id)
+{
+    npi_shm s;
+    ck_assert_int_eq(npi_shm_attach(&s, shm_job, id, n, 0), NP_OK);
+    size_t cell = s.hdr->cell;
+    char name[sizeof s.name];
+    memcpy(name, s.name, sizeof name);
+    npi_shm_detach(&s);
+    shm_unlink(name);
+    return cell;
+}
+
+START_TEST(segment_cells_grow_with_more_ranks_than_cores)
+{
+    cpu_set_t set;
+    int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (cores <= 1)
+        cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    size_t saved = npi_shm_conf.cell;
+    npi_shm_conf.cell = 0; /* auto */
+    ck_assert_uint_eq(cell_for(cores, 20), 128 * 1024);
+    ck_assert_uint_eq(cell_for(cores + 1, 21), 512 * 1024);
+    /* Never more than 64 MiB of cells in all: 65 ranks get 256 KiB. */
+    if (cores < 64)
+        ck_assert_uint_eq(cell_for(65, 22), 256 * 1024);
+    npi_shm_conf.cell = 65536; /* NUMPUSH_SHM_CELL wins either way */
+    ck_assert_uint_eq(cell_for(cores + 1, 23), 65536);
+    npi_shm_conf.cell = saved;
 }
 END_TEST
 
@@ -258,6 +295,7 @@ int main(void)
     tcase_add_test(tc, segment_single_rank_unlinks_at_once);
     tcase_add_test(tc, segment_unlinked_after_last_attach);
     tcase_add_test(tc, segment_open_waits_for_creator);
+    tcase_add_test(tc, segment_cells_grow_with_more_ranks_than_cores);
     tcase_add_test(tc, copy_matches_memcpy_at_every_alignment);
     tcase_add_test(tc, copy_streams_large_buffers_exactly);
     tcase_add_test(tc, wait_sleeps_and_wakes_across_fork);

@@ -22,7 +22,7 @@
     X(NUMPUSH_CMA, "auto", "single-copy via process_vm_readv: auto, 1 (force) or 0 (cells only)")   \
     X(NUMPUSH_TOPOLOGY, "", "hwloc synthetic description or XML file to use instead of the machine's") \
     X(NUMPUSH_SHM_EAGER, "1048576", "bytes per rank a collective carries in one flag round (eager area; at most 32 MiB / ranks)") \
-    X(NUMPUSH_SHM_CELL, "131072", "bytes per pipelined shared-memory cell (two per rank)")        \
+    X(NUMPUSH_SHM_CELL, "auto", "bytes per pipelined shared-memory cell, two per rank (auto: 131072, or 524288 with more ranks than cores)") \
     X(NUMPUSH_COPY_STREAM, "8388608", "copies of this many bytes and more bypass the caches (non-temporal stores; 0: never)") \
     /* collectives (src/coll/decide.c) */                                                          \
     X(NUMPUSH_BARRIER_ALG, "", "force the barrier algorithm: flags (default: the decision table)") \

@@ -21,7 +21,7 @@
 
 npi_shm_params npi_shm_conf = {
     .eager = 1048576,
-    .cell = 131072,
+    .cell = 0, /* auto: segment.c */
     .p2p_chunk = 65536,
     .timeout_ns = 5000000000ull,
     .wait_timeout_ns = 0,
@@ -33,27 +33,32 @@ npi_shm_params npi_shm_conf = {
 np_err npi_shm_configure(void)
 {
     double timeout, wait_timeout;
-    long spin = -1, cell, eager, stream;
+    long spin = -1, cell = -1, eager, stream; /* -1: auto */
     np_err err;
     const char *spin_text = npi_config_get("NUMPUSH_SPIN", NULL);
     if (spin_text && strcmp(spin_text, "auto") != 0 &&
         (err = npi_config_long("NUMPUSH_SPIN", &spin)) != NP_OK)
         return err;
+    const char *cell_text = npi_config_get("NUMPUSH_SHM_CELL", NULL);
+    if (cell_text && *cell_text && strcmp(cell_text, "auto") != 0 &&
+        (err = npi_config_long("NUMPUSH_SHM_CELL", &cell)) != NP_OK)
+        return err;
     if ((err = npi_config_double("NUMPUSH_TIMEOUT", &timeout)) != NP_OK ||
         (err = npi_config_double("NUMPUSH_WAIT_TIMEOUT", &wait_timeout)) != NP_OK ||
-        (err = npi_config_long("NUMPUSH_SHM_CELL", &cell)) != NP_OK ||
         (err = npi_config_long("NUMPUSH_SHM_EAGER", &eager)) != NP_OK ||
         (err = npi_config_long("NUMPUSH_COPY_STREAM", &stream)) != NP_OK)
         return err;
-    if (timeout < 0 || wait_timeout < 0 || spin < -1 || cell < 4096 || eager < 64 || stream < 0)
-        return npi_error(NP_ERR_CONFIG, "NUMPUSH_TIMEOUT, NUMPUSH_WAIT_TIMEOUT, NUMPUSH_SPIN "
-                                        "and NUMPUSH_COPY_STREAM must be >= 0, "
-                                        "NUMPUSH_SHM_CELL >= 4096, NUMPUSH_SHM_EAGER >= 64");
+    if (timeout < 0 || wait_timeout < 0 || spin < -1 || (cell != -1 && cell < 4096) || eager < 64 ||
+        stream < 0)
+        return npi_error(NP_ERR_CONFIG,
+                         "NUMPUSH_TIMEOUT, NUMPUSH_WAIT_TIMEOUT, NUMPUSH_SPIN "
+                         "and NUMPUSH_COPY_STREAM must be >= 0, "
+                         "NUMPUSH_SHM_CELL auto or >= 4096, NUMPUSH_SHM_EAGER >= 64");
     npi_shm_conf.copy_stream = (size_t)stream;
     npi_shm_conf.timeout_ns = (uint64_t)(timeout * 1e9);
     npi_shm_conf.wait_timeout_ns = (uint64_t)(wait_timeout * 1e9);
     npi_shm_conf.spin = spin;
-    npi_shm_conf.cell = (size_t)cell;
+    npi_shm_conf.cell = cell < 0 ? 0 : (size_t)cell;
     npi_shm_conf.eager = (size_t)eager;
     const char *cma = npi_config_get("NUMPUSH_CMA", NULL);
     if (!cma || strcmp(cma, "auto") == 0)

@@ -35,9 +35,49 @@ static size_t shm_round(size_t v, size_t a)
     return (v + a - 1) / a * a;
 }
 
-/* Lay the areas out; every rank computes the same layout from n and the
- * parameters, and the creator records it in the header for the others. */
-static void shm_layout(npi_shm_hdr *h, int n)
+/*
+ * Cells (NUMPUSH_SHM_CELL=auto): 128 KiB while every rank has a core, 512
+ * KiB with more ranks than cores.  A window costs two flag rounds, and with
+ * more ranks than cores each round may be a context switch, so fewer,
+ * larger windows win there; with a core each, smaller windows pipeline the
+ * sender's and receivers' copies better.  Three interleaved runs of
+ *   NUMPUSH_SHM_CELL={131072,524288} numpush-run -n 4 bench/bench_coll \
+ *     -c bcast -s 2M,4M,8M,16M -b 0.5 -I 50
+ * (us, 128 against 512 KiB): 2 MiB 314-509 / 288-319, 4 MiB 646-744 /
+ * 600-612, 8 MiB 1409-1601 / 1247-1811, 16 MiB 2720-3382 / 2485-2740.
+ * Two runs with NUMPUSH_CMA=0 and 4 ranks: scatter 1 MiB 413-469 / 367-415,
+ * gather, allreduce, allgather and alltoall within the noise.  With 2
+ * ranks and NUMPUSH_CMA=0, 1 MiB cells made bcast at 256 KiB slower (24-28
+ * against 20 us), so bound ranks keep 128 KiB.  At most 64 MiB of cells in
+ * all.
+ */
+#define SHM_CELL_BOUND ((size_t)128 << 10)
+#define SHM_CELL_OVER  ((size_t)512 << 10)
+
+static size_t shm_cell_size(const npi_shm_params *p, int n, int cores)
+{
+    if (p->cell > 0)
+        return p->cell;
+    size_t cell = n > cores ? SHM_CELL_OVER : SHM_CELL_BOUND;
+    while (cell > SHM_CELL_BOUND && (size_t)n * 2 * cell > ((size_t)64 << 20))
+        cell /= 2;
+    return cell;
+}
+
+/* The cores this node's ranks share.  A rank bound to one CPU says nothing
+ * about how many the node has. */
+static int shm_node_cores(void)
+{
+    cpu_set_t set;
+    int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+    if (cores <= 1)
+        cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    return cores > 0 ? cores : 1;
+}
+
+/* Lay the areas out; the creator computes the layout from n, the cores and
+ * the parameters, and records it in the header for the others. */
+static void shm_layout(npi_shm_hdr *h, int n, int cores)
 {
     const npi_shm_params *p = &npi_shm_conf;
     size_t page = 4096;
@@ -48,7 +88,7 @@ static void shm_layout(npi_shm_hdr *h, int n)
         chunk /= 2;
     h->n = (uint32_t)n;
     h->eager = shm_round(npi_shm_eager_size(p->eager, n), NPI_CACHELINE);
-    h->cell = shm_round(p->cell, page);
+    h->cell = shm_round(shm_cell_size(p, n, cores), page);
     h->p2p_chunk = chunk;
     h->chan_size = shm_round(sizeof(npi_p2p_chan) + 2 * chunk, page);
     size_t off = page;
@@ -96,7 +136,8 @@ static np_err shm_create(npi_shm *s, int n)
         return npi_error(NP_ERR_SYSTEM, "shm: cannot create %s: %s", s->name, strerror(errno));
     npi_shm_hdr h;
     memset(&h, 0, sizeof h);
-    shm_layout(&h, n);
+    int cores = shm_node_cores();
+    shm_layout(&h, n, cores);
     if (ftruncate(fd, (off_t)h.size) != 0) {
         int e = errno;
         close(fd);
@@ -113,12 +154,7 @@ static np_err shm_create(npi_shm *s, int n)
     /* The file is zero-filled, so only the layout needs writing; the magic
      * goes last (release) so an opener never sees a half-written header. */
     s->hdr->n = h.n;
-    /* A rank bound to one CPU says nothing about how many the node has. */
-    cpu_set_t set;
-    int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
-    if (cores <= 1)
-        cores = (int)sysconf(_SC_NPROCESSORS_ONLN);
-    s->hdr->cores = (uint32_t)(cores > 0 ? cores : 1);
+    s->hdr->cores = (uint32_t)cores;
     s->hdr->size = h.size;
     s->hdr->off_ctl = h.off_ctl;
     s->hdr->off_scratch = h.off_scratch;

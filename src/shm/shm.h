@@ -113,7 +113,7 @@ typedef struct npi_shm {
 /* Sizes of the areas, fixed at np_init from NUMPUSH_SHM_* settings. */
 typedef struct npi_shm_params {
     size_t eager;             /* bytes per rank and parity for small payloads */
-    size_t cell;              /* bytes per rank and half for pipelined transfers */
+    size_t cell;              /* bytes per rank and half for pipelined transfers (0: auto) */
     size_t p2p_chunk;         /* bytes per point-to-point stream chunk */
     uint64_t timeout_ns;      /* a dead peer is reported within this (0: no bound) */
     uint64_t wait_timeout_ns; /* a wait for a live peer gives up after this (0: never) */
