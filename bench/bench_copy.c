@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "shm/shm.h"
+#include "size_arg.h"
 
 static double now(void)
 {
@@ -90,20 +91,6 @@ static void measure(size_t bytes, int copies, int readback)
         fputc('\n', stderr); /* keeps the reads */
 }
 
-/* "64M", "512K" or bytes; 0 for anything else. */
-static size_t parse_size(const char *s)
-{
-    char *end;
-    size_t v = strtoull(s, &end, 10);
-    if (end == s)
-        return 0;
-    if (*end == 'K' || *end == 'k')
-        v <<= 10, end++;
-    else if (*end == 'M' || *end == 'm')
-        v <<= 20, end++;
-    return *end == '\0' ? v : 0;
-}
-
 int main(int argc, char **argv)
 {
     static const char *default_sizes = "1M,2M,4M,8M,16M,64M";
@@ -130,9 +117,9 @@ int main(int argc, char **argv)
     for (int readback = 0; readback < 2; readback++) {
         strcpy(list, sizes);
         for (char *tok = strtok_r(list, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-            size_t bytes = parse_size(tok);
-            if (bytes == 0) {
-                fprintf(stderr, "bench_copy: bad size '%s' (a positive count, K or M)\n", tok);
+            size_t bytes = 0;
+            if (bench_parse_size(tok, &bytes) != 0 || bytes == 0) {
+                fprintf(stderr, "bench_copy: bad size '%s' (a positive count, K, M or G)\n", tok);
                 free(list);
                 return 2;
             }

@@ -24,6 +24,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "size_arg.h"
+
 static double now(void)
 {
     struct timespec ts;
@@ -35,41 +37,6 @@ static const size_t default_sizes[] = {
     8,          64,       512,      4u << 10,  16u << 10, 64u << 10,
     256u << 10, 1u << 20, 4u << 20, 16u << 20, 64u << 20,
 };
-
-static int parse_size(const char *s, size_t *out)
-{
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (end == s)
-        return -1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        v <<= 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        v <<= 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        v <<= 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end == 'i')
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end)
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
 
 static int cmp_double(const void *a, const void *b)
 {
@@ -128,7 +95,7 @@ int main(int argc, char **argv)
         if ((!strcmp(argv[i], "-s") || !strcmp(argv[i], "--sizes")) && i + 1 < argc) {
             char *copy = strdup(argv[++i]), *save = NULL;
             for (char *t = strtok_r(copy, ",", &save); t && n < 64; t = strtok_r(NULL, ",", &save))
-                if (parse_size(t, &sizes[n++])) {
+                if (bench_parse_size(t, &sizes[n++])) {
                     fprintf(stderr, "%s: bad size '%s'\n", argv[0], t);
                     return 2;
                 }

@@ -58,6 +58,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "size_arg.h"
+
 enum cl_coll {
     CL_BARRIER,
     CL_BCAST,
@@ -141,43 +143,6 @@ static void cl_usage(FILE *f, const char *prog)
         prog);
 }
 
-/* Parse "64", "4K", "4KiB", "1M", "1MB" (powers of two). */
-static int cl_parse_size(const char *s, size_t *out)
-{
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s)
-        return -1;
-    switch (*end) {
-    case 'k':
-    case 'K':
-        v <<= 10;
-        end++;
-        break;
-    case 'm':
-    case 'M':
-        v <<= 20;
-        end++;
-        break;
-    case 'g':
-    case 'G':
-        v <<= 30;
-        end++;
-        break;
-    default:
-        break;
-    }
-    if (*end == 'i')
-        end++;
-    if (*end == 'B' || *end == 'b')
-        end++;
-    if (*end != '\0')
-        return -1;
-    *out = (size_t)v;
-    return 0;
-}
-
 static int cl_parse_opts(int argc, char **argv, struct cl_opts *o)
 {
     memset(o, 0, sizeof *o);
@@ -225,7 +190,7 @@ static int cl_parse_opts(int argc, char **argv, struct cl_opts *o)
             char *copy = strdup(val), *save = NULL;
             o->nsizes = 0;
             for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-                if (o->nsizes == CL_MAX_SIZES || cl_parse_size(t, &o->sizes[o->nsizes])) {
+                if (o->nsizes == CL_MAX_SIZES || bench_parse_size(t, &o->sizes[o->nsizes])) {
                     fprintf(stderr, "%s: bad size '%s'\n", argv[0], t);
                     free(copy);
                     return -1;
